@@ -1,0 +1,226 @@
+"""Argument checks shared by the public entry points.
+
+Every check raises ``ValueError`` or ``TypeError`` with one message shape: the argument's
+name, the value received and what is expected.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """Return ``repr(value)`` cut to ``limit`` characters for error messages."""
+    text = repr(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text
+
+
+def check_positive_float(name: str, value: Any) -> float:
+    """Return ``value`` as a float after checking that it is a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a real number, got {short_repr(value)}")
+    result = float(value)
+    if not np.isfinite(result) or result <= 0.0:
+        raise ValueError(f"`{name}` must be a finite number > 0, got {short_repr(value)}")
+    return result
+
+
+def check_nonnegative_float(name: str, value: Any) -> float:
+    """Return ``value`` as a float after checking that it is a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a real number, got {short_repr(value)}")
+    result = float(value)
+    if not np.isfinite(result) or result < 0.0:
+        raise ValueError(f"`{name}` must be a finite number >= 0, got {short_repr(value)}")
+    return result
+
+
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """Return ``value`` as an int after checking that it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer >= {minimum}, got {short_repr(value)}")
+    if int(value) < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {short_repr(value)}")
+    return int(value)
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    """Return ``value`` after checking that it is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        expected = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"`{name}` must be one of {expected}, got {short_repr(value)}")
+    return value
+
+
+def to_float_array(name: str, value: Any) -> np.ndarray:
+    """Convert a list, numpy array or tensor to a float64 numpy array.
+
+    Raises:
+        TypeError: ``value`` is not array-like or holds non-numbers.
+    """
+    if isinstance(value, torch.Tensor):
+        if value.is_complex():
+            raise TypeError(f"`{name}` must be real, got a complex tensor")
+        return value.detach().to("cpu", torch.float64).numpy()
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"`{name}` must be array-like of numbers, got {short_repr(value)}")
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise TypeError(
+            f"`{name}` must be array-like of numbers, got {short_repr(value)}"
+        ) from error
+    if array.dtype == bool or not (
+        np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    ):
+        raise TypeError(
+            f"`{name}` must be array-like of real numbers, got dtype {array.dtype} "
+            f"from {short_repr(value)}"
+        )
+    return array.astype(np.float64)
+
+
+def check_x0(x0: Any) -> np.ndarray:
+    """Return ``x0`` as a finite 1-D float64 array of length >= 1."""
+    array = to_float_array("x0", x0)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"`x0` must be a non-empty 1-D array, got shape {tuple(array.shape)}")
+    if not np.all(np.isfinite(array)):
+        bad = int(np.flatnonzero(~np.isfinite(array))[0])
+        raise ValueError(f"`x0` must be finite, got {array[bad]} at index {bad}")
+    return array
+
+
+def check_bounds(bounds: Any, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Parse ``bounds`` into ``(lower, upper)`` arrays of shape `(dim,)`.
+
+    Accepted forms: ``None``; a pair ``(lower, upper)`` where each is a number or an array of
+    length ``dim``; an array of shape `(dim, 2)` with one ``(lower, upper)`` row per
+    coordinate. At ``dim == 2`` a 2x2 input is read as the pair ``(lower, upper)``.
+    """
+    if bounds is None:
+        return None
+    if isinstance(bounds, (str, bytes)) or not hasattr(bounds, "__len__"):
+        raise TypeError(f"`bounds` must be a pair (lower, upper), got {short_repr(bounds)}")
+    if len(bounds) == 2:
+        lower = _bound_side("lower", bounds[0], dim)
+        upper = _bound_side("upper", bounds[1], dim)
+    else:
+        table = to_float_array("bounds", bounds)
+        if table.shape != (dim, 2):
+            raise ValueError(
+                f"`bounds` must be (lower, upper) or an array of shape ({dim}, 2), "
+                f"got shape {tuple(table.shape)}"
+            )
+        lower, upper = table[:, 0].copy(), table[:, 1].copy()
+    for label, array in (("lower", lower), ("upper", upper)):
+        if np.any(np.isnan(array)):
+            raise ValueError(f"`bounds` {label} must not contain NaN, got {short_repr(array)}")
+    if np.any(lower > upper):
+        bad = int(np.flatnonzero(lower > upper)[0])
+        raise ValueError(
+            f"`bounds` lower must be <= upper, got lower={lower[bad]} > upper={upper[bad]} "
+            f"at index {bad}"
+        )
+    return lower, upper
+
+
+def _bound_side(label: str, value: Any, dim: int) -> np.ndarray:
+    array = to_float_array(f"bounds ({label})", value)
+    if array.ndim == 0:
+        return np.full(dim, float(array))
+    if array.shape != (dim,):
+        raise ValueError(
+            f"`bounds` {label} must be a number or have shape ({dim},), "
+            f"got shape {tuple(array.shape)}"
+        )
+    return array.copy()
+
+
+def check_inside_bounds(x0: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | None) -> None:
+    """Raise ``ValueError`` when ``x0`` lies outside ``bounds``."""
+    if bounds is None:
+        return
+    lower, upper = bounds
+    outside = (x0 < lower) | (x0 > upper)
+    if np.any(outside):
+        bad = int(np.flatnonzero(outside)[0])
+        raise ValueError(
+            f"`x0` must lie inside `bounds`, got x0[{bad}]={x0[bad]} outside "
+            f"[{lower[bad]}, {upper[bad]}]"
+        )
+
+
+def to_value(value: Any, name: str = "fun") -> float:
+    """Convert one objective value to a float.
+
+    Accepts Python and numpy numbers and tensors or arrays holding exactly one element.
+    NaN and infinities pass through; the caller decides what to do with them.
+    """
+    if isinstance(value, bool) or isinstance(value, (np.bool_,)):
+        raise TypeError(f"`{name}` must return a real number, got {short_repr(value)}")
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        if (
+            value.dtype in (torch.bool, np.bool_)
+            or (isinstance(value, torch.Tensor) and value.is_complex())
+            or (isinstance(value, np.ndarray) and not np.issubdtype(value.dtype, np.number))
+        ):
+            raise TypeError(f"`{name}` must return a real number, got {short_repr(value)}")
+        if isinstance(value, np.ndarray) and np.iscomplexobj(value):
+            raise TypeError(f"`{name}` must return a real number, got {short_repr(value)}")
+        size = value.numel() if isinstance(value, torch.Tensor) else value.size
+        if size != 1:
+            raise ValueError(
+                f"`{name}` must return one number, got an array of shape {tuple(value.shape)}"
+            )
+        return float(value.reshape(-1)[0])
+    raise TypeError(f"`{name}` must return a real number, got {short_repr(value)}")
+
+
+def to_values(values: Any, count: int, name: str = "values") -> torch.Tensor:
+    """Convert a batch of objective values to a float64 tensor of shape `(count,)`."""
+    if isinstance(values, torch.Tensor):
+        if values.dtype == torch.bool or values.is_complex():
+            raise TypeError(f"`{name}` must hold real numbers, got dtype {values.dtype}")
+        array = (
+            values.detach().to("cpu", torch.float64).reshape(-1)
+            if values.numel() == count
+            else None
+        )
+        if array is None:
+            raise ValueError(f"`{name}` must hold {count} values, got shape {tuple(values.shape)}")
+        return array
+    try:
+        raw = np.asarray(values)
+    except (ValueError, TypeError) as error:
+        message = f"`{name}` must be {count} real numbers, got {short_repr(values)}"
+        raise TypeError(message) from error
+    if raw.dtype == object:
+        return torch.tensor(
+            [to_value(v, name) for v in _as_list(values, count, name)], dtype=torch.float64
+        )
+    if raw.dtype == bool or not np.issubdtype(raw.dtype, np.number) or np.iscomplexobj(raw):
+        raise TypeError(f"`{name}` must hold real numbers, got dtype {raw.dtype}")
+    if raw.size != count or raw.ndim > 2 or (raw.ndim == 2 and 1 not in raw.shape):
+        raise ValueError(f"`{name}` must hold {count} values, got shape {tuple(raw.shape)}")
+    return torch.from_numpy(raw.astype(np.float64).reshape(-1))
+
+
+def _as_list(values: Any, count: int, name: str) -> list[Any]:
+    try:
+        items = list(values)
+    except TypeError as error:
+        message = f"`{name}` must be {count} real numbers, got {short_repr(values)}"
+        raise TypeError(message) from error
+    if len(items) != count:
+        raise ValueError(f"`{name}` must hold {count} values, got {len(items)}")
+    return items

@@ -1,0 +1,120 @@
+"""``BlackBox``: a non-differentiable function as a differentiable ``torch.nn.Module``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._evaluation import ArrayConverter, Evaluator
+from ._validation import check_choice, check_int, short_repr
+from .core import ZeroGrads
+
+
+class _SurrogateGradient(torch.autograd.Function):
+    """Returns the black box's value forward and the surrogate's gradient backward."""
+
+    @staticmethod
+    def forward(ctx: Any, theta: torch.Tensor, value: torch.Tensor, gradient: torch.Tensor) -> Any:
+        ctx.save_for_backward(gradient)
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> Any:
+        (gradient,) = ctx.saved_tensors
+        return grad_output * gradient, None, None
+
+
+class BlackBox(nn.Module):
+    """Wraps ``fun`` so that autograd passes the ZeroGrads surrogate's gradient through it.
+
+    Each ``forward(theta)`` samples 2B points around θ, evaluates ``fun`` there, fits the
+    surrogate and returns ``fun(theta)`` as a scalar tensor; ``backward`` passes ∇_θ h_φ(θ).
+    The parameters themselves are moved by whatever torch optimizer the user runs, so
+    parametrizations upstream (θ = g(ψ)) and LR schedulers work unchanged.
+
+    Args:
+        fun: the black box; takes a `(d,)` tensor (or `(n, d)` with ``vectorized=True``) and
+            returns a number (or `(n,)` numbers).
+        dim: number of parameters d.
+        sigma: sampling standard deviation σ. Default 1.0.
+        batch_size: perturbations B per forward; 2B evaluations plus one at θ. Default 2.
+        seed: seed of all random draws.
+        vectorized: call ``fun`` once per batch.
+        value: ``"exact"`` returns ``fun(theta)`` (one more evaluation per forward);
+            ``"mean"`` returns the mean of the batch's values, an estimate of the smoothed
+            objective at θ that costs nothing extra.
+        **options: further options of ``ZeroGrads`` (``surrogate``, ``smoothing``, ...); the
+            θ optimizer options do not apply because the caller moves θ.
+
+    Example:
+        >>> import torch, zerograds as zg
+        >>> box = zg.BlackBox(lambda x: float((x.round() - 2.0).pow(2).sum()), dim=3, seed=0)
+        >>> theta = torch.zeros(3, requires_grad=True)
+        >>> loss = box(theta)
+        >>> loss.backward()
+        >>> theta.grad.shape
+        torch.Size([3])
+    """
+
+    def __init__(
+        self,
+        fun: Callable[..., Any],
+        dim: int,
+        *,
+        sigma: float = 1.0,
+        batch_size: int = 2,
+        seed: int | None = None,
+        vectorized: bool = False,
+        value: str = "exact",
+        **options: Any,
+    ) -> None:
+        super().__init__()
+        dim = check_int("dim", dim, 1)
+        self.value_mode = check_choice("value", value, ("exact", "mean"))
+        for name in ("optimizer", "optimizer_kwargs", "lr", "theta_steps", "bounds"):
+            if name in options:
+                raise ValueError(
+                    f"`{name}` does not apply to BlackBox because the caller's optimizer moves "
+                    f"θ, got {name}={short_repr(options[name])}"
+                )
+        self.core = ZeroGrads(
+            torch.zeros(dim), sigma=sigma, batch_size=batch_size, seed=seed, **options
+        )
+        self.core._external_theta = True
+        self.dim = dim
+        self._evaluate = Evaluator(fun, ArrayConverter(torch.zeros(dim)), vectorized)
+
+    @property
+    def nfev(self) -> int:
+        """Number of calls of ``fun`` so far."""
+        return self._evaluate.calls
+
+    def forward(self, theta: torch.Tensor) -> torch.Tensor:
+        if not isinstance(theta, torch.Tensor):
+            raise TypeError(f"`theta` must be a torch.Tensor, got {short_repr(theta)}")
+        if theta.shape != (self.dim,):
+            raise ValueError(f"`theta` must have shape ({self.dim},), got {tuple(theta.shape)}")
+        if not bool(torch.isfinite(theta).all()):
+            raise ValueError(f"`theta` must be finite, got {short_repr(theta)}")
+        self._evaluate.converter.torch_dtype = theta.dtype
+        self._evaluate.converter.device = theta.device
+
+        self.core._set_theta(theta)
+        points = self.core.ask()
+        values = self._evaluate(points)
+        self.core.tell(points, values)
+        gradient = self.core._last_gradient
+        if gradient is None:  # no finite value in this batch: no information about the slope
+            gradient = torch.zeros(self.dim)
+        if self.value_mode == "exact":
+            result = self._evaluate.evaluate_one(theta.detach())
+        else:
+            finite = values[values.isfinite()]
+            result = float(finite.mean()) if finite.numel() else float("nan")
+
+        value = torch.tensor(result, dtype=theta.dtype, device=theta.device)
+        gradient = gradient.to(theta.device, theta.dtype)
+        return _SurrogateGradient.apply(theta, value, gradient)

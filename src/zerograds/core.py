@@ -1,0 +1,534 @@
+"""The ZeroGrads algorithm: one implementation behind ``minimize``, ask/tell and ``BlackBox``.
+
+ZeroGrads (M. Fischer, T. Ritschel, "ZeroGrads: Learning Local Surrogates for
+Non-Differentiable Graphics", ACM TOG 43(4), SIGGRAPH 2024) optimizes a black box f by
+following the gradient of a small neural surrogate h_φ fitted to f around the current θ::
+
+    for each iteration:
+        ε_j ~ N(0, σ² I), j = 1 … B                      # sample
+        x_i ∈ {θ + ε_j, θ - ε_j}                          # antithetic pairs, 2B points
+        y_i = f(x_i - t_i), t_i ~ N(0, (s σ)² I)          # active smoothing
+        φ ← φ - Adam(∇_φ Σ (h_φ(x_i) - y_i)²), k_φ times  # fit surrogate
+        θ ← optimizer(θ, ∇_θ h_φ(θ)), k_θ times           # step parameters
+
+The surrogate keeps its weights between iterations, so it averages what it has seen.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._validation import (
+    check_bounds,
+    check_choice,
+    check_inside_bounds,
+    check_int,
+    check_nonnegative_float,
+    check_positive_float,
+    check_x0,
+    short_repr,
+    to_float_array,
+    to_values,
+)
+from .exceptions import NonFiniteObjectiveError, NumericsWarning
+from .normalization import (
+    INPUT_NORMALIZATIONS,
+    VALUE_NORMALIZATIONS,
+    InputMap,
+    ValueScale,
+    normalize_values,
+)
+from .surrogate import build_surrogate
+
+STEP_ORDERS = ("fit_first", "step_first")
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+_STATE_VERSION = 1
+
+
+class ZeroGrads:
+    """Ask/tell optimizer that follows the gradient of a learned local surrogate.
+
+    Args:
+        x0: initial parameters θ, `(d,)`; a list, numpy array or tensor.
+        sigma: standard deviation σ of the sampling perturbations, in the units of θ.
+            Default 1.0.
+        lr: learning rate of the θ optimizer. Default ``0.5 * sigma``.
+        batch_size: number B of perturbations per iteration; each iteration evaluates 2B points.
+            Without antithetic pairs it draws 2B independent perturbations. Default 2.
+        seed: seed of every random draw (perturbations, smoothing offsets, surrogate
+            initialization). ``None`` draws one from the operating system.
+        bounds: optional box ``(lower, upper)``; θ is projected onto it after each step and
+            query points are clipped to it.
+        optimizer: torch optimizer class (or any callable ``(params, **kwargs)``) that moves θ.
+            Default ``torch.optim.Adam``. θ gets no weight decay unless ``optimizer_kwargs``
+            asks for it.
+        optimizer_kwargs: extra keyword arguments for ``optimizer`` besides ``lr``.
+        theta_steps: optimizer steps k_θ on θ per iteration. Default 1.
+        surrogate: ``"mlp"`` (3 x 64), ``"highdim"`` (8 x 128 with positional encoding), or a
+            ``torch.nn.Module`` mapping `(n, d)` to `(n,)`.
+        surrogate_kwargs: options of the named preset, see ``zerograds.surrogate.MLP``.
+        surrogate_lr: learning rate of the surrogate's Adam. Default 1e-3.
+        surrogate_steps: Adam updates k_φ of the surrogate per iteration. Default 3.
+        antithetic: sample pairs θ ± ε. Default True.
+        smoothing: active smoothing; query points are offset by t ~ N(0, (smoothing σ)² I).
+            0 switches it off. Default 0.1.
+        step_order: ``"fit_first"`` fits the surrogate on the new batch and then steps θ;
+            ``"step_first"`` steps θ with the surrogate of the previous iteration and then fits
+            it, as the paper's reference code does. Default ``"fit_first"``.
+        input_normalization: ``"local"``, ``"bounds"`` or ``"none"``, see
+            ``zerograds.normalization``. Default ``"local"``.
+        value_normalization: ``"batch"`` or ``"none"``. Default ``"batch"``.
+        max_nonfinite_iterations: raise ``NonFiniteObjectiveError`` after this many iterations
+            in a row in which no value was finite. Default 10.
+        device: device of θ, the samples and the surrogate. Default: x0's device for a tensor,
+            else CPU.
+        dtype: floating point type of θ, the samples and the surrogate. Default float32.
+
+    Non-finite objective values (NaN, ±inf) never reach the surrogate: ``tell`` drops them with
+    a ``NumericsWarning`` and counts them in ``n_nonfinite``. An iteration without any finite
+    value neither fits nor steps.
+
+    Example:
+        >>> import zerograds as zg
+        >>> opt = zg.ZeroGrads([3.0, -2.0], sigma=0.5, seed=0)
+        >>> for _ in range(200):
+        ...     X = opt.ask()
+        ...     opt.tell(X, ((X - 1.0) ** 2).sum(dim=1))
+        >>> bool(((opt.x - 1.0) ** 2).sum() < 0.1)
+        True
+    """
+
+    def __init__(
+        self,
+        x0: Any,
+        *,
+        sigma: float = 1.0,
+        lr: float | None = None,
+        batch_size: int = 2,
+        seed: int | None = None,
+        bounds: Any = None,
+        optimizer: OptimizerFactory | None = None,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        theta_steps: int = 1,
+        surrogate: str | nn.Module = "mlp",
+        surrogate_kwargs: dict[str, Any] | None = None,
+        surrogate_lr: float = 1e-3,
+        surrogate_steps: int = 3,
+        surrogate_optimizer: OptimizerFactory | None = None,
+        surrogate_optimizer_kwargs: dict[str, Any] | None = None,
+        antithetic: bool = True,
+        smoothing: float = 0.1,
+        step_order: str = "fit_first",
+        input_normalization: str = "local",
+        value_normalization: str = "batch",
+        max_nonfinite_iterations: int = 10,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        x0_array = check_x0(x0)
+        self._dim = dim = x0_array.size
+        self._sigma = check_positive_float("sigma", sigma)
+        self._lr = check_positive_float("lr", 0.5 * self._sigma if lr is None else lr)
+        self._batch_size = check_int("batch_size", batch_size, 1)
+        self._theta_steps = check_int("theta_steps", theta_steps, 1)
+        self._surrogate_lr = check_positive_float("surrogate_lr", surrogate_lr)
+        self._surrogate_steps = check_int("surrogate_steps", surrogate_steps, 0)
+        self._smoothing = check_nonnegative_float("smoothing", smoothing)
+        self._step_order = check_choice("step_order", step_order, STEP_ORDERS)
+        self._max_nonfinite_iterations = check_int(
+            "max_nonfinite_iterations", max_nonfinite_iterations, 1
+        )
+        if not isinstance(antithetic, bool):
+            raise TypeError(f"`antithetic` must be a bool, got {short_repr(antithetic)}")
+        self._antithetic = antithetic
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"`dtype` must be a floating torch.dtype, got {short_repr(dtype)}")
+        if device is None:
+            device = x0.device if isinstance(x0, torch.Tensor) else "cpu"
+        self._device = torch.device(device)
+        self._dtype = dtype
+        check_choice("input_normalization", input_normalization, INPUT_NORMALIZATIONS)
+        self._value_normalization = check_choice(
+            "value_normalization", value_normalization, VALUE_NORMALIZATIONS
+        )
+
+        bounds_np = check_bounds(bounds, dim)
+        check_inside_bounds(x0_array, bounds_np)
+        self._bounds = (
+            None
+            if bounds_np is None
+            else tuple(torch.as_tensor(b, device=self._device, dtype=dtype) for b in bounds_np)
+        )
+
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
+        self._seed = check_int("seed", seed, 0)
+        self._generator = torch.Generator(device=self._device)
+        self._generator.manual_seed(self._seed)
+
+        # θ is a leaf tensor owned by the θ optimizer; the surrogate's gradient is written
+        # into θ.grad before each step.
+        self._theta = torch.tensor(x0_array, device=self._device, dtype=dtype, requires_grad=True)
+        self._input_map = InputMap(
+            input_normalization, self._sigma, dim, self._bounds, self._device, dtype
+        )
+        self._input_map.recenter(self._theta)
+        if input_normalization == "start":
+            self._input_map.center = self._theta.detach().clone()
+
+        # The surrogate is initialized from a generator derived from the seed, so the global
+        # torch RNG is neither read nor advanced.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self._seed + 1)
+            self._surrogate = build_surrogate(surrogate, dim, **dict(surrogate_kwargs or {}))
+        self._surrogate.to(self._device, dtype)
+        self._surrogate_optimizer = self._make_optimizer(
+            "surrogate_optimizer",
+            surrogate_optimizer,
+            surrogate_optimizer_kwargs,
+            self._surrogate.parameters(),
+            self._surrogate_lr,
+        )
+        self._value_scale = 1.0
+        self._running_scale = ValueScale()
+
+        self._optimizer = self._make_optimizer(
+            "optimizer", optimizer, optimizer_kwargs, [self._theta], self._lr
+        )
+
+        self._nfev = 0
+        self._iteration = 0
+        self._n_nonfinite = 0
+        self._nonfinite_streak = 0
+        self._best_x = self._theta.detach().clone()
+        self._best_fun = math.inf
+        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None  # (fit points, queries)
+        self._external_theta = False
+        self._last_gradient: torch.Tensor | None = None
+
+    @staticmethod
+    def _make_optimizer(
+        name: str,
+        factory: OptimizerFactory | None,
+        kwargs: dict[str, Any] | None,
+        params: Any,
+        lr: float,
+    ) -> torch.optim.Optimizer:
+        kwargs = dict(kwargs or {})
+        if "lr" in kwargs:
+            lr_name = "lr" if name == "optimizer" else "surrogate_lr"
+            raise ValueError(
+                f"`{name}_kwargs` must not contain 'lr'; pass `{lr_name}` instead, got "
+                f"{short_repr(kwargs)}"
+            )
+        factory = torch.optim.Adam if factory is None else factory
+        if not callable(factory):
+            raise TypeError(f"`{name}` must be a torch optimizer class, got {short_repr(factory)}")
+        optimizer = factory(params, lr=lr, **kwargs)
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                f"`{name}` must build a torch.optim.Optimizer, got {short_repr(optimizer)}"
+            )
+        return optimizer
+
+    # ------------------------------------------------------------------ read-only state
+    @property
+    def dim(self) -> int:
+        """Number of parameters d."""
+        return self._dim
+
+    @property
+    def x(self) -> torch.Tensor:
+        """Current parameters θ, `(d,)`, a detached copy."""
+        return self._theta.detach().clone()
+
+    @property
+    def best_x(self) -> torch.Tensor:
+        """Point with the lowest finite value told so far, `(d,)`; θ at start."""
+        return self._best_x.clone()
+
+    @property
+    def best_fun(self) -> float:
+        """Lowest finite value told so far; ``inf`` before the first."""
+        return self._best_fun
+
+    @property
+    def nfev(self) -> int:
+        """Number of objective values told, non-finite ones included."""
+        return self._nfev
+
+    @property
+    def iteration(self) -> int:
+        """Number of completed ``tell`` calls."""
+        return self._iteration
+
+    @property
+    def n_nonfinite(self) -> int:
+        """Number of non-finite values dropped so far."""
+        return self._n_nonfinite
+
+    @property
+    def sigma(self) -> float:
+        """Sampling standard deviation σ."""
+        return self._sigma
+
+    @property
+    def batch_size(self) -> int:
+        """Number of points returned by each ``ask``: 2B."""
+        return 2 * self._batch_size
+
+    @property
+    def seed(self) -> int:
+        """Seed of every random draw of this optimizer."""
+        return self._seed
+
+    @property
+    def surrogate(self) -> nn.Module:
+        """The surrogate network h_φ (its input is the normalized θ)."""
+        return self._surrogate
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The torch optimizer that moves θ."""
+        return self._optimizer
+
+    # ------------------------------------------------------------------ ask / tell
+    def ask(self) -> torch.Tensor:
+        """Return the `(2B, d)` points at which to evaluate the objective next.
+
+        The points already include the active smoothing offsets and are clipped to the bounds.
+        Until ``tell`` is called, ``ask`` returns the same points again.
+        """
+        if self._pending is None:
+            self._pending = self._sample(self._theta.detach())
+        return self._pending[1].clone()
+
+    def tell(self, points: Any, values: Any) -> None:
+        """Fit the surrogate on the objective values at ``points`` and step θ.
+
+        Args:
+            points: the `(2B, d)` array returned by the last ``ask``.
+            values: `(2B,)` objective values at ``points``.
+
+        Raises:
+            RuntimeError: no ``ask`` is pending.
+            ValueError: ``points`` differ from the asked points, or ``values`` has the wrong
+                length.
+            NonFiniteObjectiveError: ``max_nonfinite_iterations`` iterations in a row without a
+                finite value.
+        """
+        if self._pending is None:
+            raise RuntimeError("tell() was called without a pending ask(); call ask() first")
+        fit_points, queries = self._pending
+        self._check_told_points(points, queries)
+        y = to_values(values, queries.shape[0], "values")
+        self._tell_values(fit_points, queries, y)
+
+    # ------------------------------------------------------------------ algorithm steps
+    def _sample(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw one batch around ``theta``: fit points x_i and query points x_i - t_i."""
+        shape = (self._batch_size, self._dim)
+        if self._antithetic:
+            eps = self._randn(shape) * self._sigma
+            fit_points = torch.cat([theta + eps, theta - eps])
+        else:
+            fit_points = theta + self._randn((2 * self._batch_size, self._dim)) * self._sigma
+
+        # Active smoothing: one sample of the Gaussian blur of f at x_i. The surrogate is
+        # fitted at x_i, so it learns the blurred objective.
+        queries = fit_points
+        if self._smoothing > 0.0:
+            offsets = self._randn(fit_points.shape) * (self._smoothing * self._sigma)
+            queries = fit_points - offsets
+        if self._bounds is not None:
+            queries = torch.clamp(queries, *self._bounds)
+        return fit_points, queries
+
+    def _tell_values(
+        self, fit_points: torch.Tensor, queries: torch.Tensor, values: torch.Tensor
+    ) -> None:
+        """Record the batch's values, fit the surrogate and step θ in the chosen order."""
+        finite = torch.isfinite(values)
+        n_bad = int((~finite).sum())
+        self._nfev += values.numel()
+        self._pending = None
+        if n_bad:
+            self._n_nonfinite += n_bad
+            warnings.warn(
+                f"dropped {n_bad} of {values.numel()} objective values that were not finite "
+                f"at iteration {self._iteration}",
+                NumericsWarning,
+                stacklevel=3,
+            )
+        if n_bad == values.numel():
+            self._nonfinite_streak += 1
+            self._iteration += 1
+            if self._nonfinite_streak >= self._max_nonfinite_iterations:
+                raise NonFiniteObjectiveError(
+                    f"the objective returned no finite value in {self._nonfinite_streak} "
+                    "iterations in a row; check it near "
+                    f"θ={short_repr(self._theta.detach().cpu().numpy())}"
+                )
+            return
+        self._nonfinite_streak = 0
+        if n_bad:
+            fit_points, queries, values = fit_points[finite], queries[finite], values[finite]
+
+        best = int(torch.argmin(values))
+        if float(values[best]) < self._best_fun:
+            self._best_fun = float(values[best])
+            self._best_x = queries[best].detach().clone()
+
+        center = self._theta.detach().clone()
+        targets = values.to(self._device, self._dtype)
+        if self._step_order == "step_first":
+            self._step()
+            self._fit(fit_points, targets, center)
+        else:
+            self._fit(fit_points, targets, center)
+            self._step()
+        self._iteration += 1
+
+    def _fit(self, fit_points: torch.Tensor, values: torch.Tensor, center: torch.Tensor) -> None:
+        """Fit h_φ to ``values`` at ``fit_points`` with k_φ Adam updates of the MSE."""
+        centered = self._value_normalization == "running"
+        if centered:
+            scale = self._running_scale.update(values)
+            targets = (values - values.mean()) / scale
+        else:
+            targets, scale = normalize_values(values, self._value_normalization)
+        self._input_map.recenter(center)
+        self._value_scale = scale
+        inputs = self._input_map(fit_points)
+        for _ in range(self._surrogate_steps):
+            self._surrogate_optimizer.zero_grad(set_to_none=True)
+            prediction = self._surrogate(inputs).reshape(-1)
+            if centered:
+                prediction = prediction - prediction.mean()
+            loss = torch.mean((prediction - targets) ** 2)
+            loss.backward()
+            self._surrogate_optimizer.step()
+
+    def _surrogate_gradient(self, theta: torch.Tensor) -> torch.Tensor:
+        """Return ∇_θ h_φ(θ) in the user's units, `(d,)`."""
+        point = theta.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            output = self._surrogate(self._input_map(point.unsqueeze(0))).sum()
+            (gradient,) = torch.autograd.grad(output, point)
+        return gradient * self._value_scale
+
+    def _step(self) -> None:
+        """Take k_θ optimizer steps on θ along the surrogate's gradient."""
+        if self._external_theta:
+            self._last_gradient = self._surrogate_gradient(self._theta)
+            return
+        for _ in range(self._theta_steps):
+            self._optimizer.zero_grad(set_to_none=True)
+            self._theta.grad = self._surrogate_gradient(self._theta)
+            self._optimizer.step()
+            if self._bounds is not None:
+                with torch.no_grad():
+                    self._theta.clamp_(*self._bounds)
+
+    def _randn(self, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.randn(shape, generator=self._generator, device=self._device, dtype=self._dtype)
+
+    def _check_told_points(self, points: Any, queries: torch.Tensor) -> None:
+        if isinstance(points, torch.Tensor):
+            told = points.detach().to(queries.device, queries.dtype)
+        else:
+            told = torch.as_tensor(to_float_array("points", points), device=queries.device).to(
+                queries.dtype
+            )
+        if told.shape != queries.shape:
+            raise ValueError(
+                f"`points` must be the {tuple(queries.shape)} array returned by ask(), "
+                f"got shape {tuple(told.shape)}"
+            )
+        if not torch.allclose(told, queries, rtol=1e-5, atol=1e-6 * self._sigma):
+            raise ValueError(
+                "`points` differ from the points returned by the last ask(); "
+                "tell() needs the values at exactly those points"
+            )
+
+    def _set_theta(self, theta: torch.Tensor) -> None:
+        """Replace θ, for callers that move θ themselves (``BlackBox``)."""
+        with torch.no_grad():
+            self._theta.copy_(theta.detach().to(self._device, self._dtype))
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Return everything needed to continue bit-identically: θ, the surrogate, both
+        optimizers' states, the RNG state, the pending batch and the counters.
+
+        The returned tensors are copies, so later steps do not change a saved state.
+        """
+        return copy.deepcopy(
+            {
+                "version": _STATE_VERSION,
+                "dim": self._dim,
+                "seed": self._seed,
+                "theta": self._theta.detach(),
+                "optimizer": self._optimizer.state_dict(),
+                "surrogate": self._surrogate.state_dict(),
+                "surrogate_optimizer": self._surrogate_optimizer.state_dict(),
+                "generator": self._generator.get_state(),
+                "input_center": self._input_map.center,
+                "value_scale": self._value_scale,
+                "pending": self._pending,
+                "nfev": self._nfev,
+                "iteration": self._iteration,
+                "n_nonfinite": self._n_nonfinite,
+                "nonfinite_streak": self._nonfinite_streak,
+                "best_x": self._best_x,
+                "best_fun": self._best_fun,
+            }
+        )
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state returned by ``state_dict`` of an optimizer built the same way.
+
+        Raises:
+            ValueError: the state is malformed or belongs to a problem of another dimension.
+        """
+        if not isinstance(state, dict):
+            raise TypeError(
+                f"`state` must be a dict from ZeroGrads.state_dict(), got {type(state).__name__}"
+            )
+        if state.get("version") != _STATE_VERSION:
+            raise ValueError(
+                f"`state` must come from ZeroGrads.state_dict() with version {_STATE_VERSION}, "
+                f"got version {short_repr(state.get('version'))}"
+            )
+        if state.get("dim") != self._dim:
+            raise ValueError(
+                f"`state` is for d={state.get('dim')}, but this optimizer has d={self._dim}"
+            )
+        state = copy.deepcopy(state)
+        with torch.no_grad():
+            self._theta.copy_(state["theta"])
+        self._optimizer.load_state_dict(state["optimizer"])
+        self._surrogate.load_state_dict(state["surrogate"])
+        self._surrogate_optimizer.load_state_dict(state["surrogate_optimizer"])
+        self._generator.set_state(state["generator"])
+        self._input_map.center = state["input_center"].to(self._device, self._dtype)
+        self._value_scale = float(state["value_scale"])
+        pending = state["pending"]
+        self._pending = None if pending is None else (pending[0], pending[1])
+        self._seed = int(state["seed"])
+        self._nfev = int(state["nfev"])
+        self._iteration = int(state["iteration"])
+        self._n_nonfinite = int(state["n_nonfinite"])
+        self._nonfinite_streak = int(state["nonfinite_streak"])
+        self._best_x = state["best_x"]
+        self._best_fun = float(state["best_fun"])

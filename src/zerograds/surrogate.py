@@ -1,0 +1,122 @@
+"""Surrogate networks h_φ that ZeroGrads fits to objective values.
+
+Two presets follow the ZeroGrads paper (Fischer and Ritschel, ACM TOG 43(4), 2024):
+
+* ``"mlp"``: input d -> 3 hidden layers of 64 -> 1 with leaky ReLU (slope 0.01).
+* ``"highdim"``: 8 hidden layers of 128 on a NeRF-style positional encoding of the input, i.e.
+  the input followed by ``sin(2^k u)`` and ``cos(2^k u)`` for ``k = 0 … L-1``.
+
+Any ``torch.nn.Module`` that maps `(n, d)` to `(n,)` or `(n, 1)` works as a surrogate too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._validation import check_int, short_repr
+
+SURROGATE_PRESETS = ("mlp", "highdim")
+
+
+class PositionalEncoding(nn.Module):
+    """NeRF-style encoding: `(n, d)` -> `(n, d * (2 L + 1))`.
+
+    Args:
+        num_frequencies: ``L``, the number of octaves; frequencies are ``2^0 … 2^(L-1)``.
+    """
+
+    def __init__(self, num_frequencies: int = 6) -> None:
+        super().__init__()
+        self.num_frequencies = check_int("num_frequencies", num_frequencies, 0)
+        self.register_buffer(
+            "frequencies", 2.0 ** torch.arange(self.num_frequencies, dtype=torch.float32)
+        )
+
+    def output_dim(self, dim: int) -> int:
+        """Return the encoded width for an input of ``dim`` coordinates."""
+        return dim * (2 * self.num_frequencies + 1)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        if self.num_frequencies == 0:
+            return u
+        angles = u.unsqueeze(-1) * self.frequencies.to(u.dtype)  # (n, d, L)
+        encoded = torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(-2)  # (n, 2 L d)
+        return torch.cat([u, encoded], dim=-1)
+
+
+class MLP(nn.Module):
+    """Fully connected surrogate with leaky ReLU after each hidden layer.
+
+    Args:
+        dim: number of inputs ``d``.
+        hidden: width of each hidden layer.
+        negative_slope: slope of the leaky ReLU for negative inputs.
+        output_activation: ``"leaky_relu"`` applies the same activation after the output layer
+            (the paper's reference code does); ``None`` leaves the output linear.
+        encoding: optional module applied to the input first (e.g. ``PositionalEncoding``).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        hidden: Sequence[int] = (64, 64, 64),
+        *,
+        negative_slope: float = 0.01,
+        output_activation: str | None = None,
+        encoding: PositionalEncoding | None = None,
+    ) -> None:
+        super().__init__()
+        dim = check_int("dim", dim, 1)
+        if output_activation not in (None, "leaky_relu"):
+            raise ValueError(
+                "`output_activation` must be None or 'leaky_relu', "
+                f"got {short_repr(output_activation)}"
+            )
+        self.encoding = encoding
+        width = encoding.output_dim(dim) if encoding is not None else dim
+        layers: list[nn.Module] = []
+        for size in hidden:
+            size = check_int("hidden", size, 1)
+            layers += [nn.Linear(width, size), nn.LeakyReLU(negative_slope)]
+            width = size
+        layers.append(nn.Linear(width, 1))
+        if output_activation == "leaky_relu":
+            layers.append(nn.LeakyReLU(negative_slope))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        if self.encoding is not None:
+            u = self.encoding(u)
+        return self.net(u).squeeze(-1)
+
+
+def build_surrogate(spec: str | nn.Module, dim: int, **kwargs: Any) -> nn.Module:
+    """Build the surrogate named by ``spec`` for ``dim`` inputs, or return a given module.
+
+    Args:
+        spec: ``"mlp"``, ``"highdim"``, or a ``torch.nn.Module`` used as it is.
+        dim: number of parameters ``d``.
+        **kwargs: passed to ``MLP`` (``hidden``, ``negative_slope``, ``output_activation``);
+            ``"highdim"`` also takes ``num_frequencies`` (default 6).
+    """
+    if isinstance(spec, nn.Module):
+        if kwargs:
+            raise ValueError(
+                "`surrogate_kwargs` apply only to the named presets, got "
+                f"{short_repr(kwargs)} with a custom module"
+            )
+        return spec
+    if spec == "mlp":
+        return MLP(dim, **kwargs)
+    if spec == "highdim":
+        num_frequencies = kwargs.pop("num_frequencies", 6)
+        kwargs.setdefault("hidden", (128,) * 8)
+        return MLP(dim, encoding=PositionalEncoding(num_frequencies), **kwargs)
+    raise ValueError(
+        f"`surrogate` must be one of {', '.join(repr(p) for p in SURROGATE_PRESETS)} or a "
+        f"torch.nn.Module, got {short_repr(spec)}"
+    )
