@@ -14,9 +14,18 @@ from __future__ import annotations
 
 from .blackbox import BlackBox
 from .core import ZeroGrads
-from .exceptions import NonFiniteObjectiveError, NumericsWarning, ZeroGradsWarning
+from .exceptions import (
+    EvaluationTimeoutError,
+    NonFiniteObjectiveError,
+    NumericsWarning,
+    RunLockedError,
+    StorageError,
+    WorkerLostError,
+    ZeroGradsWarning,
+)
 from .minimize import minimize
 from .result import HistoryEntry, OptimizeResult
+from .storage import RunStore
 from .surrogate import MLP, PositionalEncoding, build_surrogate
 
 __version__ = "0.1.0"
@@ -24,11 +33,16 @@ __version__ = "0.1.0"
 __all__ = [
     "MLP",
     "BlackBox",
+    "EvaluationTimeoutError",
     "HistoryEntry",
     "NonFiniteObjectiveError",
     "NumericsWarning",
     "OptimizeResult",
     "PositionalEncoding",
+    "RunLockedError",
+    "RunStore",
+    "StorageError",
+    "WorkerLostError",
     "ZeroGrads",
     "ZeroGradsWarning",
     "__version__",

@@ -1,20 +1,43 @@
 """Calling the user's objective on the optimizer's points.
 
 ``Evaluator`` converts the optimizer's `(n, d)` tensors into the array type the user works with
-(numpy arrays, or tensors of x0's dtype and device), calls the objective and checks what comes
-back. An exception raised by the objective propagates unchanged, with the point that caused it
-and the values already computed for the batch attached (see ``attach_point``).
+(numpy arrays, or tensors of x0's dtype and device), calls the objective through a backend of
+``zerograds.parallel`` (in this process, on a pool or on an executor) and checks what comes
+back. A ``FailurePolicy`` decides what happens to an exception, a timeout or a non-finite value:
+under ``"raise"`` (the default for exceptions) the exception propagates unchanged, with the point
+that caused it and the values already computed for the batch attached (see ``attach_point``).
+A ``Journal`` records each evaluation and returns the ones already made when a run resumes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import math
+import numbers
+import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from ._validation import short_repr, to_value, to_values
+from ._validation import check_choice, check_positive_float, short_repr, to_values
+from .exceptions import EvaluationTimeoutError, NonFiniteObjectiveError
+from .parallel import (
+    ERROR,
+    INVALID,
+    LOST,
+    OK,
+    TIMEOUT,
+    Backend,
+    Outcome,
+    call_with_timeout,
+    make_backend,
+)
+
+logger = logging.getLogger(__name__)
 
 
 def attach_point(
@@ -65,55 +88,389 @@ class ArrayConverter:
         return user
 
 
+POLICIES = ("raise", "skip", "penalty")
+
+# Longest accepted ``timeout`` in seconds (about 3 years); the timers used to enforce it
+# (``signal.setitimer``, ``Thread.join``) overflow near 9e9 seconds on 64-bit Linux.
+MAX_TIMEOUT = 1e8
+
+# Evaluation statuses as recorded in results and run databases.
+STATUS_OK, STATUS_NONFINITE = "ok", "nonfinite"
+
+# Failures logged at WARNING before the rest go to DEBUG, so a failing objective does not
+# flood the log; the totals are in ``FailureCounts`` and the result.
+_LOGGED_FAILURES = 10
+
+
+@dataclass(frozen=True)
+class FailurePolicy:
+    """Failure policy: the handling of a failed evaluation.
+
+    Attributes:
+        on_error: for an exception raised by ``fun``, a timeout or a worker that died too
+            often: ``"raise"`` propagates it, ``"skip"`` drops the point from the batch,
+            ``"penalty"`` uses ``penalty`` as its value.
+        on_nonfinite: the same choice for a NaN or infinite value. ``"skip"`` drops it, as the
+            optimizer does with every non-finite value.
+        penalty: finite value assigned under a ``"penalty"`` policy.
+        timeout: seconds one evaluation may take; ``None`` for no limit.
+    """
+
+    on_error: str = "raise"
+    on_nonfinite: str = "skip"
+    penalty: float | None = None
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("on_error", self.on_error, POLICIES)
+        check_choice("on_nonfinite", self.on_nonfinite, POLICIES)
+        uses_penalty = "penalty" in (self.on_error, self.on_nonfinite)
+        if self.penalty is None and uses_penalty:
+            raise ValueError(
+                "`penalty` must be a finite number when on_error or on_nonfinite is 'penalty', "
+                "got None"
+            )
+        if self.penalty is not None:
+            if not uses_penalty:
+                raise ValueError(
+                    "`penalty` applies only with on_error='penalty' or on_nonfinite='penalty', "
+                    f"got penalty={short_repr(self.penalty)} with on_error={self.on_error!r} "
+                    f"and on_nonfinite={self.on_nonfinite!r}"
+                )
+            if isinstance(self.penalty, bool) or not isinstance(self.penalty, numbers.Real):
+                raise TypeError(f"`penalty` must be a real number, got {short_repr(self.penalty)}")
+            if not math.isfinite(float(self.penalty)):
+                raise ValueError(f"`penalty` must be finite, got {short_repr(self.penalty)}")
+        if self.timeout is not None:
+            timeout = check_positive_float("timeout", self.timeout)
+            if timeout > MAX_TIMEOUT:
+                raise ValueError(
+                    f"`timeout` must be at most {MAX_TIMEOUT:.0e} seconds, got {timeout!r}; "
+                    "pass None for no limit"
+                )
+
+
+@dataclass
+class FailureCounts:
+    """Counts of failed evaluations and of what was done with them.
+
+    Attributes:
+        errors: calls in which ``fun`` raised.
+        timeouts: calls that exceeded ``timeout``.
+        lost: points whose worker died on every retry.
+        nonfinite: calls that returned NaN or ±inf.
+        skipped: errors, timeouts and lost points dropped from their batch.
+        penalized: values replaced by ``penalty``.
+        retries: submissions of a point again after its worker died.
+    """
+
+    errors: int = 0
+    timeouts: int = 0
+    lost: int = 0
+    nonfinite: int = 0
+    skipped: int = 0
+    penalized: int = 0
+    retries: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Return the counts as a plain dict."""
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation after the failure policy was applied.
+
+    Attributes:
+        status: ``"ok"``, ``"nonfinite"``, ``"error"``, ``"timeout"`` or ``"lost"``.
+        raw: the value ``fun`` returned; NaN when it returned none.
+        value: the value passed to the optimizer; NaN when the point was skipped.
+        action: ``"used"``, ``"skipped"``, ``"penalized"`` or ``"raised"``.
+        error: type and message of the error, if any.
+        seconds: wall-clock seconds of the call.
+    """
+
+    status: str
+    raw: float
+    value: float
+    action: str
+    error: str | None
+    seconds: float
+
+
+class Journal(Protocol):
+    """Where an ``Evaluator`` records evaluations and finds the ones already made.
+
+    ``seq`` numbers the calls of a run from 0; ``point_hash`` identifies the point.
+    """
+
+    def lookup(self, seq: int, point_hash: str) -> Evaluation | None: ...
+
+    def record(self, seq: int, point_hash: str, kind: str, evaluation: Evaluation) -> None: ...
+
+
+def point_hash(point: torch.Tensor) -> str:
+    """Return a hex digest of the exact bits of one `(d,)` optimizer point."""
+    data = point.detach().to("cpu").contiguous().numpy().tobytes()
+    return hashlib.sha256(str(point.dtype).encode() + data).hexdigest()[:32]
+
+
 class Evaluator:
-    """Evaluates the objective on a batch of points, serially or in one vectorized call.
+    """Evaluates the objective on a batch of points and applies the failure policy.
 
     Args:
         fun: the objective; ``fun(x)`` with `(d,)` ``x``, or ``fun(X)`` with `(n, d)` ``X``
             returning `(n,)` values when ``vectorized`` is true.
         converter: maps points to the user's array type.
-        vectorized: pass the whole batch in one call.
+        vectorized: pass the whole batch in one call in this process.
+        policy: what to do with errors, timeouts and non-finite values.
+        workers: size of a local pool; ``None`` evaluates in this process.
+        executor: ``"process"`` or ``"thread"`` for the local pool, or an executor instance,
+            see ``zerograds.parallel.make_backend``.
+        max_retries: submissions of a point again after its worker died.
+
+    ``calls`` counts the calls of ``fun``; a point replayed from ``journal`` counts as the
+    call it was when it was recorded.
     """
 
     def __init__(
-        self, fun: Callable[..., Any], converter: ArrayConverter, vectorized: bool
+        self,
+        fun: Callable[..., Any],
+        converter: ArrayConverter,
+        vectorized: bool,
+        *,
+        policy: FailurePolicy | None = None,
+        workers: int | None = None,
+        executor: Any = None,
+        max_retries: int = 3,
     ) -> None:
         if not callable(fun):
             raise TypeError(f"`fun` must be callable, got {short_repr(fun)}")
         if not isinstance(vectorized, bool):
             raise TypeError(f"`vectorized` must be a bool, got {short_repr(vectorized)}")
+        if vectorized and (workers is not None or executor is not None):
+            raise ValueError(
+                "`vectorized`=True evaluates each batch in one call in this process and cannot "
+                f"be combined with workers={short_repr(workers)} or "
+                f"executor={short_repr(executor)}"
+            )
         self.fun = fun
         self.converter = converter
         self.vectorized = vectorized
+        self.policy = policy if policy is not None else FailurePolicy()
+        self.backend: Backend = make_backend(workers, executor, max_retries)
+        self.journal: Journal | None = None
+        self.counts = FailureCounts()
         self.calls = 0
+        self._failures_logged = 0
 
     def __call__(self, points: torch.Tensor) -> torch.Tensor:
-        """Return the objective's values at ``points``, `(n,)` float64 on the CPU."""
-        user_points = self.converter.to_user_points(points)
-        if self.vectorized:
-            try:
-                raw = self.fun(user_points)
-            except Exception as error:
-                attach_point(error, user_points, [])
-                raise
-            finally:
-                self.calls += points.shape[0]
-            return to_values(raw, points.shape[0], "fun")
-        values: list[float] = []
-        done: list[tuple[Any, float]] = []
-        for row in user_points:
-            try:
-                raw = self.fun(row)
-            except Exception as error:
-                self.calls += 1
-                attach_point(error, row, done)
-                raise
-            self.calls += 1
-            value = to_value(raw, "fun")
-            values.append(value)
-            done.append((row, value))
-        return torch.tensor(values, dtype=torch.float64)
+        """Return the values to tell the optimizer at ``points``, `(n,)` float64 on the CPU."""
+        return self.evaluate(points)[0]
 
-    def evaluate_one(self, point: torch.Tensor) -> float:
-        """Return the objective's value at one `(d,)` point."""
-        return float(self(point.unsqueeze(0))[0])
+    def evaluate_one(self, point: torch.Tensor, kind: str = "theta") -> float:
+        """Return the objective's value at one `(d,)` point, after the failure policy."""
+        return float(self.evaluate(point.unsqueeze(0), kind)[0][0])
+
+    def close(self) -> None:
+        """Release the workers of the backend."""
+        self.backend.close()
+
+    def evaluate(
+        self, points: torch.Tensor, kind: str = "sample"
+    ) -> tuple[torch.Tensor, list[Evaluation]]:
+        """Evaluate `(n, d)` ``points``; return the values to tell, `(n,)`, and one
+        ``Evaluation`` per point, both in point order.
+
+        Points already in the journal are taken from it without calling ``fun``.
+
+        Raises:
+            Exception: what ``fun`` raised, ``EvaluationTimeoutError``, ``WorkerLostError``
+                or ``NonFiniteObjectiveError`` under a ``"raise"`` policy, with the point
+                attached (see ``attach_point``).
+            TypeError, ValueError: ``fun`` returned something that is not a number.
+        """
+        count = points.shape[0]
+        first = self.calls
+        hashes = [point_hash(p) for p in points] if self.journal is not None else []
+        results: list[Evaluation | None] = [None] * count
+        if self.journal is not None:
+            for index in range(count):
+                results[index] = self.journal.lookup(first + index, hashes[index])
+                if results[index] is not None:
+                    self._count(results[index])
+        missing = [i for i in range(count) if results[i] is None]
+
+        user_points = self.converter.to_user_points(points)
+        made = 0
+        done: list[tuple[Any, float]] = []
+        retries_before = self.backend.retries
+        try:
+            if missing and self.vectorized:
+                made = len(missing)
+                outcomes = self._call_vectorized(user_points, missing)
+                settled = [self._settle(o, user_points, done) for o in outcomes]
+                for index, evaluation in zip(missing, settled, strict=True):
+                    results[index] = evaluation
+            elif missing:
+                items = [(i, user_points[i]) for i in missing]
+                run = self.backend.run(self.fun, items, self.policy.timeout)
+                try:
+                    for index, outcome in run:
+                        made += 1
+                        evaluation = self._settle_and_record(
+                            outcome,
+                            user_points[index],
+                            done,
+                            first + index,
+                            hashes[index] if hashes else "",
+                            kind,
+                        )
+                        results[index] = evaluation
+                        if evaluation.action != "skipped":
+                            done.append((user_points[index], evaluation.value))
+                except BaseException:
+                    made += self.backend.abandon()
+                    raise
+                finally:
+                    run.close()
+        finally:
+            self.calls += count - len(missing) + made
+            self.counts.retries += self.backend.retries - retries_before
+
+        if self.vectorized and missing and self.journal is not None:
+            for index in missing:
+                evaluation = results[index]
+                assert evaluation is not None
+                self.journal.record(first + index, hashes[index], kind, evaluation)
+        evaluations = [r for r in results if r is not None]
+        values = torch.tensor([e.value for e in evaluations], dtype=torch.float64)
+        return values, evaluations
+
+    def _call_vectorized(self, user_points: Any, missing: list[int]) -> list[Outcome]:
+        batch = user_points[missing] if len(missing) < len(user_points) else user_points
+        start = time.perf_counter()
+        try:
+            raw = call_with_timeout(self.fun, batch, self.policy.timeout)
+        except EvaluationTimeoutError as error:
+            return [Outcome(TIMEOUT, math.nan, error, time.perf_counter() - start)] * len(missing)
+        except Exception as error:
+            if self.policy.on_error == "raise":
+                attach_point(error, batch, [])
+                raise
+            return [Outcome(ERROR, math.nan, error, time.perf_counter() - start)] * len(missing)
+        seconds = (time.perf_counter() - start) / len(missing)
+        values = to_values(raw, len(missing), "fun")
+        return [Outcome(OK, float(v), None, seconds) for v in values]
+
+    def _settle_and_record(
+        self,
+        outcome: Outcome,
+        point: Any,
+        done: list[tuple[Any, float]],
+        seq: int,
+        digest: str,
+        kind: str,
+    ) -> Evaluation:
+        """Settle one outcome and record it under ``seq`` and the point's ``digest``."""
+        try:
+            evaluation = self._settle(outcome, point, done)
+        except Exception as error:
+            if self.journal is not None and outcome.status != INVALID:
+                raised = Evaluation(
+                    _status(outcome),
+                    outcome.value,
+                    math.nan,
+                    "raised",
+                    _describe(error),
+                    outcome.seconds,
+                )
+                self.journal.record(seq, digest, kind, raised)
+            raise
+        if self.journal is not None:
+            self.journal.record(seq, digest, kind, evaluation)
+        return evaluation
+
+    def _settle(self, outcome: Outcome, point: Any, done: list[tuple[Any, float]]) -> Evaluation:
+        """Apply the failure policy to one outcome; raise under a ``"raise"`` policy."""
+        status = _status(outcome)
+        if outcome.status == INVALID:
+            assert outcome.error is not None
+            raise outcome.error
+        if status == STATUS_OK:
+            return Evaluation(status, outcome.value, outcome.value, "used", None, outcome.seconds)
+
+        if status == STATUS_NONFINITE:
+            policy = self.policy.on_nonfinite
+            error: BaseException = NonFiniteObjectiveError(
+                f"`fun` returned {outcome.value} at x={short_repr(point, 200)}; pass "
+                "on_nonfinite='skip' or 'penalty' to continue past such values"
+            )
+        else:
+            policy = self.policy.on_error
+            assert outcome.error is not None
+            error = outcome.error
+        self._count_failure(status)
+        if policy == "raise":
+            attach_point(error, point, done)
+            raise error
+        self._log_failure(status, point, error, policy)
+        if policy == "penalty":
+            self.counts.penalized += 1
+            penalty = float(self.policy.penalty)  # type: ignore[arg-type]
+            return Evaluation(
+                status, outcome.value, penalty, "penalized", _describe(error), outcome.seconds
+            )
+        if status != STATUS_NONFINITE:
+            self.counts.skipped += 1
+        # A skipped value reaches the optimizer as NaN (or the returned ±inf), which it drops.
+        told = outcome.value if status == STATUS_NONFINITE else math.nan
+        return Evaluation(status, outcome.value, told, "skipped", _describe(error), outcome.seconds)
+
+    def _count_failure(self, status: str) -> None:
+        if status == STATUS_NONFINITE:
+            self.counts.nonfinite += 1
+        elif status == TIMEOUT:
+            self.counts.timeouts += 1
+        elif status == LOST:
+            self.counts.lost += 1
+        else:
+            self.counts.errors += 1
+
+    def _count(self, evaluation: Evaluation) -> None:
+        """Count a replayed evaluation as if it had just been made."""
+        if evaluation.status == STATUS_OK:
+            return
+        self._count_failure(evaluation.status)
+        if evaluation.action == "penalized":
+            self.counts.penalized += 1
+        elif evaluation.action == "skipped" and evaluation.status != STATUS_NONFINITE:
+            self.counts.skipped += 1
+
+    def _log_failure(self, status: str, point: Any, error: BaseException, policy: str) -> None:
+        self._failures_logged += 1
+        level = logging.WARNING if self._failures_logged <= _LOGGED_FAILURES else logging.DEBUG
+        action = "skipped" if policy == "skip" else "assigned the penalty"
+        logger.log(
+            level,
+            "evaluation %s (%s) at x=%s; %s",
+            status,
+            _describe(error),
+            short_repr(point, 120),
+            action,
+        )
+        if self._failures_logged == _LOGGED_FAILURES:
+            logger.warning(
+                "%d evaluations failed; further failures are logged at DEBUG level",
+                _LOGGED_FAILURES,
+            )
+
+
+def _status(outcome: Outcome) -> str:
+    if outcome.status == OK:
+        return STATUS_OK if math.isfinite(outcome.value) else STATUS_NONFINITE
+    return outcome.status
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"

@@ -6,8 +6,9 @@ name, the value received and what is expected.
 
 from __future__ import annotations
 
+import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ def check_positive_float(name: str, value: Any) -> float:
     """Return ``value`` as a float after checking that it is a finite number > 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a real number, got {short_repr(value)}")
-    result = float(value)
+    result = _to_float(value)
     if not np.isfinite(result) or result <= 0.0:
         raise ValueError(f"`{name}` must be a finite number > 0, got {short_repr(value)}")
     return result
@@ -36,10 +37,18 @@ def check_nonnegative_float(name: str, value: Any) -> float:
     """Return ``value`` as a float after checking that it is a finite number >= 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a real number, got {short_repr(value)}")
-    result = float(value)
+    result = _to_float(value)
     if not np.isfinite(result) or result < 0.0:
         raise ValueError(f"`{name}` must be a finite number >= 0, got {short_repr(value)}")
     return result
+
+
+def _to_float(value: Any) -> float:
+    """Return ``float(value)``, or ±inf for an integer too large for a float."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def check_int(name: str, value: Any, minimum: int) -> int:
@@ -107,7 +116,7 @@ def check_bounds(bounds: Any, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
     """
     if bounds is None:
         return None
-    if isinstance(bounds, (str, bytes)) or not hasattr(bounds, "__len__"):
+    if isinstance(bounds, (str, bytes, Mapping)) or not hasattr(bounds, "__len__"):
         raise TypeError(f"`bounds` must be a pair (lower, upper), got {short_repr(bounds)}")
     if len(bounds) == 2:
         lower = _bound_side("lower", bounds[0], dim)
@@ -158,14 +167,25 @@ def check_inside_bounds(x0: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | 
         )
 
 
+def _each_must_be(name: str) -> str:
+    """Return the start of an error message about one value returned by ``fun`` or told."""
+    return "`fun` must return" if name == "fun" else f"each entry of `{name}` must be"
+
+
+def _all_must_be(name: str) -> str:
+    """Return the start of an error message about a batch returned by ``fun`` or told."""
+    return "`fun` must return" if name == "fun" else f"`{name}` must contain"
+
+
 def to_value(value: Any, name: str = "fun") -> float:
     """Convert one objective value to a float.
 
     Accepts Python and numpy numbers and tensors or arrays holding exactly one element.
     NaN and infinities pass through; the caller decides what to do with them.
     """
+    expected = _each_must_be(name)
     if isinstance(value, bool) or isinstance(value, (np.bool_,)):
-        raise TypeError(f"`{name}` must return a real number, got {short_repr(value)}")
+        raise TypeError(f"{expected} a real number, got {short_repr(value)}")
     if isinstance(value, numbers.Real):
         return float(value)
     if isinstance(value, (torch.Tensor, np.ndarray)):
@@ -174,44 +194,43 @@ def to_value(value: Any, name: str = "fun") -> float:
             or (isinstance(value, torch.Tensor) and value.is_complex())
             or (isinstance(value, np.ndarray) and not np.issubdtype(value.dtype, np.number))
         ):
-            raise TypeError(f"`{name}` must return a real number, got {short_repr(value)}")
+            raise TypeError(f"{expected} a real number, got {short_repr(value)}")
         if isinstance(value, np.ndarray) and np.iscomplexobj(value):
-            raise TypeError(f"`{name}` must return a real number, got {short_repr(value)}")
+            raise TypeError(f"{expected} a real number, got {short_repr(value)}")
         size = value.numel() if isinstance(value, torch.Tensor) else value.size
         if size != 1:
-            raise ValueError(
-                f"`{name}` must return one number, got an array of shape {tuple(value.shape)}"
-            )
+            raise ValueError(f"{expected} one number, got an array of shape {tuple(value.shape)}")
         return float(value.reshape(-1)[0])
-    raise TypeError(f"`{name}` must return a real number, got {short_repr(value)}")
+    raise TypeError(f"{expected} a real number, got {short_repr(value)}")
 
 
 def to_values(values: Any, count: int, name: str = "values") -> torch.Tensor:
     """Convert a batch of objective values to a float64 tensor of shape `(count,)`."""
+    expected = _all_must_be(name)
     if isinstance(values, torch.Tensor):
         if values.dtype == torch.bool or values.is_complex():
-            raise TypeError(f"`{name}` must hold real numbers, got dtype {values.dtype}")
+            raise TypeError(f"{expected} real numbers, got dtype {values.dtype}")
         array = (
             values.detach().to("cpu", torch.float64).reshape(-1)
             if values.numel() == count
             else None
         )
         if array is None:
-            raise ValueError(f"`{name}` must hold {count} values, got shape {tuple(values.shape)}")
+            raise ValueError(f"{expected} {count} numbers, got shape {tuple(values.shape)}")
         return array
     try:
         raw = np.asarray(values)
     except (ValueError, TypeError) as error:
-        message = f"`{name}` must be {count} real numbers, got {short_repr(values)}"
+        message = f"{_all_must_be(name)} {count} real numbers, got {short_repr(values)}"
         raise TypeError(message) from error
     if raw.dtype == object:
         return torch.tensor(
             [to_value(v, name) for v in _as_list(values, count, name)], dtype=torch.float64
         )
     if raw.dtype == bool or not np.issubdtype(raw.dtype, np.number) or np.iscomplexobj(raw):
-        raise TypeError(f"`{name}` must hold real numbers, got dtype {raw.dtype}")
+        raise TypeError(f"{expected} real numbers, got dtype {raw.dtype}")
     if raw.size != count or raw.ndim > 2 or (raw.ndim == 2 and 1 not in raw.shape):
-        raise ValueError(f"`{name}` must hold {count} values, got shape {tuple(raw.shape)}")
+        raise ValueError(f"{expected} {count} numbers, got shape {tuple(raw.shape)}")
     return torch.from_numpy(raw.astype(np.float64).reshape(-1))
 
 
@@ -219,8 +238,8 @@ def _as_list(values: Any, count: int, name: str) -> list[Any]:
     try:
         items = list(values)
     except TypeError as error:
-        message = f"`{name}` must be {count} real numbers, got {short_repr(values)}"
+        message = f"{_all_must_be(name)} {count} real numbers, got {short_repr(values)}"
         raise TypeError(message) from error
     if len(items) != count:
-        raise ValueError(f"`{name}` must hold {count} values, got {len(items)}")
+        raise ValueError(f"{_all_must_be(name)} {count} numbers, got {len(items)}")
     return items

@@ -102,6 +102,11 @@ class BlackBox(nn.Module):
         self._evaluate.converter.torch_dtype = theta.dtype
         self._evaluate.converter.device = theta.device
 
+        # A batch left pending by a forward whose ``fun`` raised was drawn around that call's
+        # θ, so it is dropped. The gradient is reset so that a batch without any finite value
+        # passes zero, not the previous forward's gradient.
+        self.core._pending = None
+        self.core._last_gradient = None
         self.core._set_theta(theta)
         points = self.core.ask()
         values = self._evaluate(points)

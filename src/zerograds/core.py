@@ -87,7 +87,9 @@ class ZeroGrads:
             it, as the paper's reference code does. Default ``"fit_first"``.
         input_normalization: ``"local"``, ``"bounds"`` or ``"none"``, see
             ``zerograds.normalization``. Default ``"local"``.
-        value_normalization: ``"batch"`` or ``"none"``. Default ``"batch"``.
+        value_normalization: ``"running"`` (centered fit with a running scale), ``"batch"``
+            (standardize each batch) or ``"none"``, see ``zerograds.normalization``.
+            Default ``"running"``.
         max_nonfinite_iterations: raise ``NonFiniteObjectiveError`` after this many iterations
             in a row in which no value was finite. Default 10.
         device: device of θ, the samples and the surrogate. Default: x0's device for a tensor,
@@ -130,7 +132,7 @@ class ZeroGrads:
         smoothing: float = 0.1,
         step_order: str = "fit_first",
         input_normalization: str = "local",
-        value_normalization: str = "batch",
+        value_normalization: str = "running",
         max_nonfinite_iterations: int = 10,
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
@@ -157,6 +159,13 @@ class ZeroGrads:
             device = x0.device if isinstance(x0, torch.Tensor) else "cpu"
         self._device = torch.device(device)
         self._dtype = dtype
+        largest = torch.finfo(dtype).max
+        for name, number in (("sigma", self._sigma), ("lr", self._lr)):
+            if number > largest:
+                raise ValueError(
+                    f"`{name}` must be at most {largest:.4g}, the largest {dtype} value, "
+                    f"got {number!r}"
+                )
         check_choice("input_normalization", input_normalization, INPUT_NORMALIZATIONS)
         self._value_normalization = check_choice(
             "value_normalization", value_normalization, VALUE_NORMALIZATIONS
@@ -201,6 +210,7 @@ class ZeroGrads:
         )
         self._value_scale = 1.0
         self._running_scale = ValueScale()
+        self._exact_recenter = True
 
         self._optimizer = self._make_optimizer(
             "optimizer", optimizer, optimizer_kwargs, [self._theta], self._lr
@@ -403,11 +413,15 @@ class ZeroGrads:
         """Fit h_φ to ``values`` at ``fit_points`` with k_φ Adam updates of the MSE."""
         centered = self._value_normalization == "running"
         if centered:
+            previous = self._running_scale.scale
             scale = self._running_scale.update(values)
             targets = (values - values.mean()) / scale
+            # Keep h_φ's function in the user's units when the running scale moves.
+            if previous > 0.0 and hasattr(self._surrogate, "scale_output"):
+                self._surrogate.scale_output(previous / scale)
         else:
             targets, scale = normalize_values(values, self._value_normalization)
-        self._input_map.recenter(center)
+        self._recenter(center)
         self._value_scale = scale
         inputs = self._input_map(fit_points)
         for _ in range(self._surrogate_steps):
@@ -418,6 +432,19 @@ class ZeroGrads:
             loss = torch.mean((prediction - targets) ** 2)
             loss.backward()
             self._surrogate_optimizer.step()
+
+    def _recenter(self, center: torch.Tensor) -> None:
+        """Move the input frame's origin to ``center``.
+
+        With ``"local"`` normalization the surrogate is told about the shift, so that an MLP
+        keeps modelling the same function of x while its inputs stay O(1) around θ.
+        """
+        if self._input_map.kind != "local":
+            return
+        delta = (center - self._input_map.center) / self._input_map.scale
+        if self._exact_recenter and hasattr(self._surrogate, "shift_input"):
+            self._surrogate.shift_input(delta)
+        self._input_map.recenter(center)
 
     def _surrogate_gradient(self, theta: torch.Tensor) -> torch.Tensor:
         """Return ∇_θ h_φ(θ) in the user's units, `(d,)`."""
@@ -433,8 +460,17 @@ class ZeroGrads:
             self._last_gradient = self._surrogate_gradient(self._theta)
             return
         for _ in range(self._theta_steps):
+            gradient = self._surrogate_gradient(self._theta)
+            if not bool(torch.isfinite(gradient).all()):
+                warnings.warn(
+                    f"skipped the θ step at iteration {self._iteration}: the surrogate's "
+                    "gradient is not finite; lower `surrogate_lr` or `lr`",
+                    NumericsWarning,
+                    stacklevel=4,
+                )
+                return
             self._optimizer.zero_grad(set_to_none=True)
-            self._theta.grad = self._surrogate_gradient(self._theta)
+            self._theta.grad = gradient
             self._optimizer.step()
             if self._bounds is not None:
                 with torch.no_grad():
@@ -456,9 +492,11 @@ class ZeroGrads:
                 f"got shape {tuple(told.shape)}"
             )
         if not torch.allclose(told, queries, rtol=1e-5, atol=1e-6 * self._sigma):
+            difference = float((told - queries).abs().max())
             raise ValueError(
-                "`points` differ from the points returned by the last ask(); "
-                "tell() needs the values at exactly those points"
+                "`points` must be the points returned by the last ask(), got points that "
+                f"differ by up to {difference:.3g}; tell() needs the values at exactly those "
+                "points"
             )
 
     def _set_theta(self, theta: torch.Tensor) -> None:
@@ -485,6 +523,7 @@ class ZeroGrads:
                 "generator": self._generator.get_state(),
                 "input_center": self._input_map.center,
                 "value_scale": self._value_scale,
+                "running_scale": self._running_scale.scale,
                 "pending": self._pending,
                 "nfev": self._nfev,
                 "iteration": self._iteration,
@@ -523,6 +562,7 @@ class ZeroGrads:
         self._generator.set_state(state["generator"])
         self._input_map.center = state["input_center"].to(self._device, self._dtype)
         self._value_scale = float(state["value_scale"])
+        self._running_scale.scale = float(state["running_scale"])
         pending = state["pending"]
         self._pending = None if pending is None else (pending[0], pending[1])
         self._seed = int(state["seed"])

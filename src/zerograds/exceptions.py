@@ -13,3 +13,19 @@ class NumericsWarning(ZeroGradsWarning):
 
 class NonFiniteObjectiveError(RuntimeError):
     """Raised when the objective returned no finite value for too many iterations in a row."""
+
+
+class EvaluationTimeoutError(TimeoutError):
+    """Raised when one evaluation of the objective ran longer than the ``timeout`` option."""
+
+
+class WorkerLostError(RuntimeError):
+    """Raised when a worker died while evaluating a point and the point could not be retried."""
+
+
+class StorageError(RuntimeError):
+    """Raised when a run database or one of its checkpoints cannot be read or written."""
+
+
+class RunLockedError(StorageError):
+    """Raised when another live process owns the run that was asked for."""

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import os
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
-from ._evaluation import ArrayConverter, Evaluator
+import numpy as np
+import torch
+
+from ._evaluation import ArrayConverter, Evaluation, Evaluator, FailurePolicy
 from ._validation import check_int, short_repr
 from .core import ZeroGrads
+from .exceptions import NumericsWarning
 from .result import HistoryEntry, OptimizeResult
+from .storage import Run, RunStore, describe_run
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +40,17 @@ def minimize(
     callback: Callback | None = None,
     progress: bool = False,
     eval_every: int = 0,
+    workers: int | None = None,
+    executor: Any = None,
+    on_error: str = "raise",
+    on_nonfinite: str = "skip",
+    penalty: float | None = None,
+    timeout: float | None = None,
+    max_retries: int = 3,
+    storage: str | os.PathLike[str] | RunStore | None = None,
+    checkpoint_every: int = 10,
+    resume: bool | int = False,
+    run_name: str | None = None,
     **options: Any,
 ) -> OptimizeResult:
     """Minimize a black-box function with ZeroGrads.
@@ -55,6 +74,31 @@ def minimize(
         progress: show a tqdm progress bar over evaluations.
         eval_every: also evaluate θ itself every this many iterations (0: only at the end).
             These calls count toward ``max_evals`` and fill ``HistoryEntry.fun``.
+        workers: evaluate each batch on a local pool of this many workers (processes unless
+            ``executor="thread"``). ``None`` evaluates in this process. Results are used in
+            point order, so the trajectory does not depend on the number of workers.
+        executor: ``"process"`` or ``"thread"`` (the kind of the ``workers`` pool), or a
+            ``concurrent.futures.Executor`` or Dask ``distributed.Client`` to evaluate on.
+            Process pools and Dask pickle ``fun`` (with cloudpickle when installed).
+        on_error: what to do when ``fun`` raises, times out, or its worker died on every
+            retry: ``"raise"`` (default), ``"skip"`` the point, or use ``penalty`` as its value.
+        on_nonfinite: what to do with a NaN or infinite value: ``"skip"`` (default; the
+            optimizer drops it with a ``NumericsWarning``), ``"raise"``
+            ``NonFiniteObjectiveError``, or use ``penalty``.
+        penalty: finite value for failed evaluations under a ``"penalty"`` policy.
+        timeout: seconds one evaluation may take before it counts as failed; ``None`` for no
+            limit. Main-thread and process-pool evaluations are interrupted with ``SIGALRM``;
+            in threads and on Dask the late call is abandoned and runs on to its end.
+        max_retries: submissions of a point again after its worker died. Default 3.
+        storage: path of a SQLite run database, or a ``RunStore``. Every evaluation is
+            recorded and a checkpoint is written every ``checkpoint_every`` iterations.
+        checkpoint_every: iterations between checkpoints in ``storage``. Default 10.
+        resume: with ``storage``, ``True`` continues the newest run started with the same
+            ``fun`` name, x0 and options (or starts one), an int continues that run id. The
+            evaluations recorded after its last checkpoint are reused, not repeated, and the
+            result is bit-identical on CPU to a run that was never interrupted. ``max_evals``
+            may be raised to extend a run.
+        run_name: label of a new run in ``storage``.
         **options: further options of ``ZeroGrads`` (``surrogate``, ``step_order``, ...).
 
     Returns:
@@ -63,8 +107,12 @@ def minimize(
     Raises:
         ValueError, TypeError: invalid arguments, or ``fun`` returned something that is not a
             number (or not n numbers when vectorized).
-        Exception: whatever ``fun`` raises propagates with the failing point attached as
-            ``error.zerograds_point``; the optimizer's state is left as before the batch.
+        Exception: under ``on_error="raise"``, whatever ``fun`` raises propagates with the
+            failing point attached as ``error.zerograds_point``; the optimizer's state is left
+            as before the batch. A timeout raises ``EvaluationTimeoutError`` and a point whose
+            worker died on every retry ``WorkerLostError``.
+        StorageError: ``storage`` is not a readable run database; ``RunLockedError`` when
+            another live process owns the run to resume.
 
     Example:
         >>> import numpy as np
@@ -74,20 +122,81 @@ def minimize(
         >>> bool(result.fun < 0.5)
         True
     """
-    optimizer = ZeroGrads(
-        x0, sigma=sigma, lr=lr, batch_size=batch_size, seed=seed, bounds=bounds, **options
-    )
+    policy = FailurePolicy(on_error, on_nonfinite, penalty, timeout)
+    max_retries = check_int("max_retries", max_retries, 0)
+    checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
+    if storage is not None and seed is None:
+        # A stored run needs a known seed to be resumed.
+        seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
+    build = dict(sigma=sigma, lr=lr, batch_size=batch_size, bounds=bounds, **options)
+    optimizer = ZeroGrads(x0, seed=seed, **build)
     max_evals = check_int("max_evals", max_evals, optimizer.batch_size + 1)
     eval_every = check_int("eval_every", eval_every, 0)
     if callback is not None and not callable(callback):
         raise TypeError(f"`callback` must be callable, got {short_repr(callback)}")
+    if storage is None and (resume is not False or run_name is not None):
+        raise ValueError(
+            "`resume` and `run_name` need `storage`, got "
+            f"resume={short_repr(resume)} and run_name={short_repr(run_name)} with storage=None"
+        )
+    if isinstance(resume, bool) or resume is None:
+        pass
+    else:
+        check_int("resume", resume, 1)
     converter = ArrayConverter(x0)
-    evaluate = Evaluator(fun, converter, vectorized)
+
+    run: Run | None = None
+    if storage is not None:
+        store = storage if isinstance(storage, RunStore) else RunStore(storage)
+        config = describe_run(fun, x0, seed, build, vectorized, eval_every, policy)
+        config["budget"] = {"max_evals": max_evals, "checkpoint_every": checkpoint_every}
+        run = store.open_run(config, seed=optimizer.seed, resume=resume, name=run_name)
+        if run.seed != optimizer.seed:
+            optimizer = ZeroGrads(x0, seed=run.seed, **build)
+
+    try:
+        evaluate = Evaluator(
+            fun,
+            converter,
+            vectorized,
+            policy=policy,
+            workers=workers,
+            executor=executor,
+            max_retries=max_retries,
+        )
+    except BaseException:
+        if run is not None:
+            run.finish("failed", "invalid evaluation options")
+        raise
+    evaluate.journal = run
+
+    history: list[HistoryEntry] = []
+    best_fun, best_x = math.inf, optimizer.x
+    elapsed_before = 0.0
+    if run is not None and run.checkpoint is not None:
+        optimizer.load_state_dict(run.checkpoint["optimizer"])
+        driver = run.checkpoint["driver"]
+        evaluate.calls = int(driver["calls"])
+        evaluate.counts = type(evaluate.counts)(**driver["counts"])
+        best_fun, best_x = float(driver["best_fun"]), driver["best_x"]
+        history = [HistoryEntry(*entry) for entry in driver["history"]]
+        elapsed_before = float(driver["elapsed"])
+
+    def checkpoint() -> None:
+        assert run is not None
+        driver = {
+            "calls": evaluate.calls,
+            "counts": evaluate.counts.as_dict(),
+            "best_fun": best_fun,
+            "best_x": best_x,
+            "history": [dataclasses.astuple(entry) for entry in history],
+            "elapsed": elapsed_before + time.perf_counter() - start,
+        }
+        state = {"optimizer": optimizer.state_dict(), "driver": driver}
+        run.save_checkpoint(optimizer.iteration, evaluate.calls, best_fun, state)
 
     bar = _progress_bar(max_evals) if progress else None
     start = time.perf_counter()
-    history: list[HistoryEntry] = []
-    best_fun, best_x = math.inf, optimizer.x
     message = f"stopped after max_evals={max_evals} evaluations"
     try:
         while True:
@@ -97,8 +206,8 @@ def minimize(
                 break
 
             points = optimizer.ask()
-            values = evaluate(points)
-            optimizer.tell(points, values)
+            values, evaluations = evaluate.evaluate(points)
+            _tell(optimizer, points, values, evaluations)
             if optimizer.best_fun < best_fun:
                 best_fun, best_x = optimizer.best_fun, optimizer.best_x
 
@@ -114,40 +223,101 @@ def minimize(
                 fun=fun_theta,
                 fun_mean=float(finite.mean()) if finite.numel() else math.nan,
                 best_fun=best_fun,
-                time=time.perf_counter() - start,
+                time=elapsed_before + time.perf_counter() - start,
             )
             history.append(entry)
             if bar is not None:
                 bar.update(evaluate.calls - bar.n)
                 bar.set_postfix(best=f"{best_fun:.4g}", refresh=False)
+            if run is not None and optimizer.iteration % checkpoint_every == 0:
+                checkpoint()
             if callback is not None and callback(optimizer, entry) is True:
                 message = f"stopped by callback at iteration {optimizer.iteration}"
                 break
 
-        final_fun = evaluate.evaluate_one(optimizer.x)
+        if run is not None:
+            checkpoint()  # before the final evaluation, so a resumed run replays it
+        final_fun = evaluate.evaluate_one(optimizer.x, "final")
         if final_fun < best_fun:
             best_fun, best_x = final_fun, optimizer.x
+    except KeyboardInterrupt:
+        if run is not None:
+            run.finish("interrupted", "interrupted by the user")
+        raise
+    except BaseException as error:
+        if run is not None:
+            run.finish("failed", f"{type(error).__name__}: {error}")
+        raise
     finally:
+        evaluate.close()
         if bar is not None:
             bar.update(evaluate.calls - bar.n)
             bar.close()
 
-    elapsed = time.perf_counter() - start
+    elapsed = elapsed_before + time.perf_counter() - start
+    counts = evaluate.counts
     logger.info("%s; best value %.6g after %d evaluations", message, best_fun, evaluate.calls)
-    return OptimizeResult(
+    if counts.errors or counts.timeouts or counts.lost or counts.nonfinite or counts.retries:
+        logger.info("failed evaluations: %s", counts.as_dict())
+    result = OptimizeResult(
         x=converter.to_result(optimizer.x),
         fun=final_fun,
         best_x=converter.to_result(best_x),
         best_fun=best_fun,
         nfev=evaluate.calls,
         nit=optimizer.iteration,
-        n_nonfinite=optimizer.n_nonfinite,
+        n_nonfinite=counts.nonfinite,
         success=True,
         message=message,
         history=history,
         elapsed=elapsed,
         state=optimizer.state_dict(),
+        n_errors=counts.errors,
+        n_timeouts=counts.timeouts,
+        n_lost=counts.lost,
+        n_skipped=counts.skipped,
+        n_penalized=counts.penalized,
+        n_retries=counts.retries,
+        run_id=None if run is None else run.id,
     )
+    if run is not None:
+        summary = {
+            "fun": final_fun,
+            "best_fun": best_fun,
+            "nfev": evaluate.calls,
+            "nit": optimizer.iteration,
+            **{f"n_{key}": value for key, value in counts.as_dict().items()},
+        }
+        run.finish("finished", message, summary)
+    return result
+
+
+def _tell(
+    optimizer: ZeroGrads,
+    points: torch.Tensor,
+    values: torch.Tensor,
+    evaluations: list[Evaluation],
+) -> None:
+    """Tell the batch; skipped failures reach the optimizer as NaN, which it drops.
+
+    The optimizer would report those NaNs as non-finite objective values, so its warning is
+    replaced by one that counts failures and non-finite values apart.
+    """
+    skipped = sum(1 for e in evaluations if e.action == "skipped" and e.status != "nonfinite")
+    if not skipped:
+        optimizer.tell(points, values)
+        return
+    nonfinite = sum(1 for e in evaluations if e.status == "nonfinite" and e.action == "skipped")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumericsWarning)
+        optimizer.tell(points, values)
+    if nonfinite:
+        warnings.warn(
+            f"dropped {nonfinite} non-finite objective values and skipped {skipped} failed "
+            f"evaluations of {len(evaluations)} at iteration {optimizer.iteration - 1}",
+            NumericsWarning,
+            stacklevel=3,
+        )
 
 
 def _progress_bar(total: int) -> Any:

@@ -3,16 +3,21 @@
 Input normalization is an affine map ``u = (x - center) / scale``:
 
 * ``"local"``: ``center`` is θ at the time the batch was sampled and ``scale`` is σ, so the
-  surrogate always sees perturbations of unit size around its origin. The surrogate then models
-  the objective in a frame that moves with θ, and the origin of the user's coordinates plays no
-  role.
+  surrogate always sees perturbations of unit size around its origin, and the origin of the
+  user's coordinates plays no role. When the center moves, an ``MLP`` surrogate absorbs the
+  shift into its first layer's bias, so it keeps modelling the same function of x.
+* ``"start"``: a fixed frame centered at x0 with scale σ.
 * ``"bounds"``: maps the box ``[lower, upper]`` onto ``[-1, 1]``.
 * ``"none"``: the identity, as in the paper's reference code.
 
 Value normalization rescales the batch's objective values before the fit:
 
+* ``"running"``: subtract the batch mean and divide by a running average of the batch
+  standard deviations; the fit compares predictions and targets after removing each one's batch
+  mean, so only differences within a batch are fitted. When the running scale changes, the
+  surrogate's output layer is rescaled so that its function in the user's units stays the same.
 * ``"batch"``: subtract the batch mean and divide by the batch standard deviation.
-* ``"none"``: fit the raw values.
+* ``"none"``: fit the raw values, as the paper's reference code does.
 
 The gradient handed to θ is always in the user's units: the chain rule through both maps is
 applied by autograd and by multiplying with the value scale.

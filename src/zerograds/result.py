@@ -43,12 +43,20 @@ class OptimizeResult:
         best_fun: that value.
         nfev: number of objective calls, never more than ``max_evals``.
         nit: number of iterations.
-        n_nonfinite: number of NaN or infinite values that were dropped.
+        n_nonfinite: number of evaluations that returned NaN or ±inf.
         success: whether the run ended by its budget or by a callback, not by an error.
         message: why the run stopped.
         history: one ``HistoryEntry`` per iteration.
         elapsed: wall-clock seconds of the whole run.
         state: the optimizer's ``state_dict()`` at the end, to continue the run.
+        n_errors: evaluations in which the objective raised (handled by ``on_error``).
+        n_timeouts: evaluations that exceeded ``timeout``.
+        n_lost: points whose worker died on every retry.
+        n_skipped: errors, timeouts and lost points dropped from their batch.
+        n_penalized: values replaced by ``penalty``.
+        n_retries: submissions of a point again after its worker died; a retried point is
+            counted once in ``nfev``.
+        run_id: id of the run in ``storage``, when one was given.
     """
 
     x: Any
@@ -63,6 +71,13 @@ class OptimizeResult:
     history: list[HistoryEntry] = field(default_factory=list)
     elapsed: float = 0.0
     state: dict[str, Any] | None = field(default=None, repr=False)
+    n_errors: int = 0
+    n_timeouts: int = 0
+    n_lost: int = 0
+    n_skipped: int = 0
+    n_penalized: int = 0
+    n_retries: int = 0
+    run_id: int | None = None
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)

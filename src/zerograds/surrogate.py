@@ -58,6 +58,8 @@ class MLP(nn.Module):
         output_activation: ``"leaky_relu"`` applies the same activation after the output layer
             (the paper's reference code does); ``None`` leaves the output linear.
         encoding: optional module applied to the input first (e.g. ``PositionalEncoding``).
+        output_init_scale: factor on the output layer's default initialization; values below 1
+            start the surrogate nearly flat, so its random initial slope does not steer θ.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class MLP(nn.Module):
         negative_slope: float = 0.01,
         output_activation: str | None = None,
         encoding: PositionalEncoding | None = None,
+        output_init_scale: float = 1.0,
     ) -> None:
         super().__init__()
         dim = check_int("dim", dim, 1)
@@ -83,7 +86,11 @@ class MLP(nn.Module):
             size = check_int("hidden", size, 1)
             layers += [nn.Linear(width, size), nn.LeakyReLU(negative_slope)]
             width = size
-        layers.append(nn.Linear(width, 1))
+        output_layer = nn.Linear(width, 1)
+        with torch.no_grad():
+            output_layer.weight.mul_(output_init_scale)
+            output_layer.bias.mul_(output_init_scale)
+        layers.append(output_layer)
         if output_activation == "leaky_relu":
             layers.append(nn.LeakyReLU(negative_slope))
         self.net = nn.Sequential(*layers)
@@ -92,6 +99,35 @@ class MLP(nn.Module):
         if self.encoding is not None:
             u = self.encoding(u)
         return self.net(u).squeeze(-1)
+
+    @torch.no_grad()
+    def shift_input(self, delta: torch.Tensor) -> bool:
+        """Re-express the network for inputs ``u' = u - delta`` without changing its function.
+
+        The first layer's bias absorbs ``W @ delta``, so ``h'(u') == h(u)``. Returns False, and
+        changes nothing, when a positional encoding sits in front of the first layer.
+        """
+        if self.encoding is not None:
+            return False
+        first = self.net[0]
+        first.bias.add_(first.weight @ delta.to(first.weight.dtype))
+        return True
+
+    @torch.no_grad()
+    def scale_output(self, ratio: float) -> bool:
+        """Multiply the network's output by ``ratio`` exactly (last layer's weight and bias).
+
+        Returns False, and changes nothing, when an output activation follows the last layer:
+        leaky ReLU is positively homogeneous, but only for ``ratio > 0``.
+        """
+        last = self.net[-1]
+        if not isinstance(last, nn.Linear):
+            if ratio <= 0.0:
+                return False
+            last = self.net[-2]
+        last.weight.mul_(ratio)
+        last.bias.mul_(ratio)
+        return True
 
 
 def build_surrogate(spec: str | nn.Module, dim: int, **kwargs: Any) -> nn.Module:

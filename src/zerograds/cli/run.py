@@ -1,0 +1,366 @@
+"""``zerograds run``: ZeroGrads on a COCO problem or on a user's Python objective.
+
+Examples::
+
+    zerograds run --problem bbob:1:5:1 --evals 2000
+    zerograds run --function mypackage.objectives:loss --dim 100 --x0 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import math
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._output import HelpFormatter, Trace, format_table, write_outputs
+
+COCO_SUITES = ("bbob", "bbob-largescale")
+_PROBLEM_PATTERN = re.compile(
+    r"^(?P<suite>[a-z-]+):(?P<function>\d+):(?P<dim>\d+)(:(?P<instance>\d+))?$"
+)
+
+# Called after every iteration with the optimizer and the trace; returning True stops the run.
+IterationHook = Callable[[Any, Trace], bool | None]
+
+
+@dataclass
+class Problem:
+    """An objective prepared for the driving loop.
+
+    Attributes:
+        name: label used in output and plot titles.
+        dim: number of parameters d.
+        x0: start point, `(d,)`.
+        evaluate: maps `(n, d)` points to `(n,)` objective values.
+        bounds: optional box ``(lower, upper)``, each `(d,)`.
+        f_opt: optimal value when known, to report the precision f - f_opt.
+        coco_problem: the ``cocoex`` problem, to ask whether COCO's final target was hit.
+    """
+
+    name: str
+    dim: int
+    x0: np.ndarray
+    evaluate: Callable[[np.ndarray], np.ndarray]
+    bounds: tuple[np.ndarray, np.ndarray] | None = None
+    f_opt: float | None = None
+    coco_problem: Any = None
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``zerograds run`` and return its parser."""
+    parser = subparsers.add_parser(
+        "run",
+        help="run ZeroGrads on a COCO problem or on your own Python objective",
+        description=(
+            "Minimize one objective with ZeroGrads and write its trace (CSV), three PNG plots "
+            "and a summary table. Give exactly one of --problem and --function."
+        ),
+        formatter_class=HelpFormatter,
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--problem",
+        metavar="SUITE:FUNCTION:DIM[:INSTANCE]",
+        help=(
+            "COCO problem through the cocoex package, e.g. bbob:1:5:1 (sphere, d=5, instance 1). "
+            f"SUITE is one of {', '.join(COCO_SUITES)}; INSTANCE defaults to 1. Starts at the "
+            "problem's initial solution and keeps θ inside its region of interest."
+        ),
+    )
+    source.add_argument(
+        "--function",
+        metavar="MODULE:CALLABLE",
+        help=(
+            "Python objective, imported as `from MODULE import CALLABLE`. It takes a 1-D "
+            "float array of length DIM and returns a number (with --vectorized: an (n, DIM) "
+            "array and n numbers). Needs --dim."
+        ),
+    )
+
+    parser.add_argument(
+        "--dim", type=int, help="number of parameters d of --function (required with it)"
+    )
+    parser.add_argument(
+        "--x0",
+        type=float,
+        nargs="+",
+        metavar="X",
+        help=(
+            "start point of --function: one number for every coordinate or DIM numbers "
+            "(default: all zeros)"
+        ),
+    )
+    parser.add_argument(
+        "--vectorized",
+        action="store_true",
+        help="call --function once per batch with an (n, DIM) array",
+    )
+
+    add_zerograds_arguments(parser)
+    parser.add_argument(
+        "--out", type=Path, default=Path("zerograds-out/run"), help="output directory"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def add_zerograds_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ZeroGrads options that ``run`` passes to ``zerograds.ZeroGrads``."""
+    parser.add_argument(
+        "--evals", type=int, default=10_000, help="objective evaluations (budget, never exceeded)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of all random draws")
+    parser.add_argument(
+        "--sigma",
+        type=float,
+        default=1.0,
+        help="standard deviation σ of the sampling perturbations, in the units of x",
+    )
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate of Adam on θ, in the units of x per step (default: 0.5·σ)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=2,
+        help="perturbations B per iteration; each iteration evaluates 2B points",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=(
+            "further keyword argument of zerograds.ZeroGrads, VALUE as a Python literal, e.g. "
+            "--option surrogate_steps=10 --option step_order='\"step_first\"'; repeatable"
+        ),
+    )
+
+
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """Parse ``NAME=VALUE`` strings into keyword arguments (VALUE as a Python literal).
+
+    A VALUE that is not a literal is taken as a string, so ``step_order=step_first`` works.
+    """
+    options: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise ValueError(
+                f"invalid --option {item!r}; expected NAME=VALUE, e.g. surrogate_steps=10"
+            )
+        try:
+            options[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            options[name] = text
+    return options
+
+
+# ---------------------------------------------------------------------- problems
+def load_coco_problem(spec: str) -> Problem:
+    """Build a ``Problem`` from ``SUITE:FUNCTION:DIM[:INSTANCE]`` through ``cocoex``.
+
+    Raises:
+        ValueError: the spec is malformed, the suite unknown, or COCO has no such problem.
+    """
+    match = _PROBLEM_PATTERN.match(spec)
+    if match is None:
+        raise ValueError(
+            f"invalid --problem {spec!r}; expected SUITE:FUNCTION:DIM[:INSTANCE], e.g. bbob:1:5:1"
+        )
+    suite_name = match["suite"]
+    if suite_name not in COCO_SUITES:
+        raise ValueError(
+            f"invalid COCO suite {suite_name!r} in --problem; expected one of {COCO_SUITES}"
+        )
+    function, dim = int(match["function"]), int(match["dim"])
+    instance = int(match["instance"] or 1)
+
+    import cocoex
+
+    options = f"function_indices:{function} dimensions:{dim} instance_indices:{instance}"
+    try:
+        problem = next(iter(cocoex.Suite(suite_name, "", options)), None)
+    except cocoex.exceptions.NoSuchSuiteException:
+        # cocoex 2.8 raises this, naming the suite, also when the suite exists but contains no
+        # problem with these indices.
+        problem = None
+    if problem is None:
+        raise ValueError(
+            f"COCO suite {suite_name!r} has no function {function} in dimension {dim} with "
+            f"instance {instance}; check the suite's dimensions (bbob: 2, 3, 5, 10, 20, 40; "
+            "bbob-largescale: 20, 40, 80, 160, 320, 640) and functions (1-24)"
+        )
+
+    f_opt = None
+    if suite_name == "bbob":
+        # cocoex's suite problems do not expose f_opt; the bare bbob problem does.
+        f_opt = float(cocoex.BareProblem("bbob", function, dim, instance).best_value())
+    # NOTE: cocoex 2.8 has no bare bbob-largescale problem, so f - f_opt is not reported there.
+
+    def evaluate(points: np.ndarray) -> np.ndarray:
+        return np.array([problem(point) for point in points], dtype=np.float64)
+
+    return Problem(
+        name=problem.id,
+        dim=dim,
+        x0=np.array(problem.initial_solution, dtype=np.float64),
+        evaluate=evaluate,
+        bounds=(np.array(problem.lower_bounds), np.array(problem.upper_bounds)),
+        f_opt=f_opt,
+        coco_problem=problem,
+    )
+
+
+def load_function_problem(
+    spec: str, dim: int | None, x0: list[float] | None, vectorized: bool
+) -> Problem:
+    """Build a ``Problem`` from ``MODULE:CALLABLE`` and the start point.
+
+    Raises:
+        ValueError: malformed spec, missing or invalid ``dim``, or ``x0`` of the wrong length.
+        ImportError, AttributeError: the module or the callable does not exist.
+    """
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(
+            f"invalid --function {spec!r}; expected MODULE:CALLABLE, e.g. mymodule:loss"
+        )
+    if dim is None or dim < 1:
+        raise ValueError(f"--function needs --dim, a positive integer; got {dim}")
+    module = importlib.import_module(module_name)
+    fun = module
+    for part in attribute.split("."):
+        fun = getattr(fun, part)
+    if not callable(fun):
+        raise TypeError(f"--function {spec!r} is not callable, got {type(fun).__name__}")
+
+    if x0 is None:
+        start = np.zeros(dim)
+    elif len(x0) in (1, dim):
+        start = np.broadcast_to(np.asarray(x0, dtype=np.float64), (dim,)).copy()
+    else:
+        raise ValueError(f"--x0 has {len(x0)} numbers; expected 1 or --dim={dim}")
+
+    def evaluate(points: np.ndarray) -> np.ndarray:
+        if vectorized:
+            return np.asarray(fun(points), dtype=np.float64).reshape(-1)
+        return np.array([float(fun(point)) for point in points], dtype=np.float64)
+
+    return Problem(name=spec, dim=dim, x0=start, evaluate=evaluate)
+
+
+# ---------------------------------------------------------------------- driving loop
+def drive(
+    optimizer: Any,
+    evaluate: Callable[[np.ndarray], np.ndarray],
+    max_evals: int,
+    trace: Trace,
+    *,
+    progress: bool = True,
+    on_iteration: IterationHook | None = None,
+) -> tuple[float, int]:
+    """Run ask/tell iterations of ``optimizer`` until ``max_evals`` would be exceeded.
+
+    One evaluation stays reserved for θ at the end, so the run ends with the objective value at
+    the final θ. ``trace`` gets one row per iteration (and one for that last evaluation).
+
+    Args:
+        optimizer: a ``zerograds.ZeroGrads`` (possibly restored from a state dict, in which case
+            its ``nfev`` counts toward ``max_evals``).
+        evaluate: maps `(n, d)` points to `(n,)` values.
+        max_evals: total objective calls allowed.
+        trace: receives the rows; ``trace.start()`` is called here.
+        progress: show a tqdm bar over evaluations.
+        on_iteration: ``on_iteration(optimizer, trace)`` after each iteration; ``True`` stops.
+
+    Returns:
+        ``(value at the final θ, total evaluations)``.
+    """
+    from tqdm.auto import tqdm
+
+    evaluations = optimizer.nfev
+    bar = tqdm(
+        total=max_evals, initial=evaluations, unit="eval", desc=trace.method, disable=not progress
+    )
+    trace.start()
+    try:
+        while evaluations + optimizer.batch_size + 1 <= max_evals:
+            points = optimizer.ask()
+            values = evaluate(points.detach().cpu().numpy().astype(np.float64))
+            optimizer.tell(points, values)
+            evaluations += len(values)
+
+            finite = values[np.isfinite(values)]
+            row = trace.add(evaluations, float(finite.min()) if finite.size else math.nan)
+            bar.update(len(values))
+            bar.set_postfix(best=f"{row.best_value:.4g}", refresh=False)
+            if on_iteration is not None and on_iteration(optimizer, trace) is True:
+                break
+
+        theta = optimizer.x.detach().cpu().numpy().astype(np.float64)
+        final_value = float(evaluate(theta[None, :])[0])
+        evaluations += 1
+        trace.add(evaluations, final_value)
+        bar.update(1)
+    finally:
+        bar.close()
+    return final_value, evaluations
+
+
+def build_optimizer(x0: np.ndarray, args: argparse.Namespace, **overrides: Any) -> Any:
+    """Create a ``zerograds.ZeroGrads`` from the command line's ZeroGrads options."""
+    import zerograds as zg
+
+    options = {
+        "sigma": args.sigma,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        **parse_options(args.option),
+        **overrides,
+    }
+    return zg.ZeroGrads(x0, **options)
+
+
+# ---------------------------------------------------------------------- command
+def run(args: argparse.Namespace) -> int:
+    """Execute ``zerograds run``; return 0 on success, 2 on invalid input."""
+    try:
+        if args.problem is not None:
+            problem = load_coco_problem(args.problem)
+        else:
+            problem = load_function_problem(args.function, args.dim, args.x0, args.vectorized)
+        optimizer = build_optimizer(problem.x0, args, bounds=problem.bounds)
+    except (ValueError, TypeError, ImportError, AttributeError) as error:
+        print(f"zerograds run: error: {error}", file=sys.stderr)
+        return 2
+
+    trace = Trace("ZeroGrads")
+    final_value, evaluations = drive(
+        optimizer, problem.evaluate, args.evals, trace, progress=not args.no_progress
+    )
+
+    paths = write_outputs([trace], args.out, f"ZeroGrads on {problem.name}")
+    print(format_table([trace]))
+    print(f"problem: {problem.name} (d={problem.dim}), {evaluations} evaluations")
+    print(f"value at final θ: {final_value:.6g}; best value: {trace.best_value:.6g}")
+    if problem.f_opt is not None:
+        print(f"final precision f - f_opt: {trace.best_value - problem.f_opt:.3e} (best value)")
+    if problem.coco_problem is not None:
+        hit = bool(problem.coco_problem.final_target_hit)
+        print(f"COCO final target (f_opt + 1e-8) hit: {'yes' if hit else 'no'}")
+    print(f"wrote {len(paths)} files to {args.out}")
+    return 0

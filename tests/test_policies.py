@@ -1,0 +1,132 @@
+"""Failure policies: raise, skip and penalty for exceptions, timeouts and non-finite values."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+import zerograds as zg
+
+SETTINGS = {"sigma": 1.0, "max_evals": 81, "seed": 5}
+
+
+class Flaky(RuntimeError):
+    pass
+
+
+def raises_right(x: np.ndarray) -> float:
+    """Fails on the half-space x[0] > 0.5, which the optimizer samples often from 0."""
+    if x[0] > 0.5:
+        raise Flaky(f"cannot evaluate at {x[0]:.3f}")
+    return float(np.sum((x + 1.0) ** 2))
+
+
+def nan_right(x: np.ndarray) -> float:
+    return math.nan if x[0] > 0.5 else float(np.sum((x + 1.0) ** 2))
+
+
+def slow_right(x: np.ndarray) -> float:
+    if x[0] > 0.5:
+        time.sleep(2.0)
+    return float(np.sum((x + 1.0) ** 2))
+
+
+def test_on_error_raise_propagates() -> None:
+    with pytest.raises(Flaky, match="cannot evaluate") as info:
+        zg.minimize(raises_right, np.zeros(2), **SETTINGS)
+    assert info.value.zerograds_point[0] > 0.5
+
+
+def test_on_error_raise_from_process_pool() -> None:
+    with pytest.raises(Flaky, match="cannot evaluate") as info:
+        zg.minimize(raises_right, np.zeros(2), workers=2, **SETTINGS)
+    assert info.value.zerograds_point[0] > 0.5
+    assert any("traceback in the worker" in note for note in info.value.__notes__)
+
+
+def test_on_error_skip_counts_failures(caplog: pytest.LogCaptureFixture) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", zg.NumericsWarning)
+        with caplog.at_level(logging.WARNING, logger="zerograds"):
+            result = zg.minimize(raises_right, np.zeros(2), on_error="skip", **SETTINGS)
+    assert result.n_errors > 0
+    assert result.n_skipped == result.n_errors
+    assert result.n_nonfinite == 0
+    assert result.n_penalized == 0
+    assert result.nfev == SETTINGS["max_evals"]
+    assert result.best_fun < 2.0
+    assert "Flaky: cannot evaluate" in caplog.text
+    assert "skipped" in caplog.text
+
+
+def test_on_error_penalty_replaces_value() -> None:
+    seen: list[float] = []
+
+    def record(optimizer: zg.ZeroGrads, entry: zg.HistoryEntry) -> None:
+        seen.append(entry.fun_mean)
+
+    result = zg.minimize(
+        raises_right, np.zeros(2), on_error="penalty", penalty=100.0, callback=record, **SETTINGS
+    )
+    assert result.n_errors > 0
+    assert result.n_penalized == result.n_errors
+    assert result.n_skipped == 0
+    assert max(seen) > 20.0  # penalties entered the batch means
+
+
+def test_on_nonfinite_raise() -> None:
+    with pytest.raises(zg.NonFiniteObjectiveError, match=r"`fun` returned nan at x="):
+        zg.minimize(nan_right, np.zeros(2), on_nonfinite="raise", **SETTINGS)
+
+
+def test_on_nonfinite_skip_counts_nonfinite() -> None:
+    with pytest.warns(zg.NumericsWarning, match="not finite"):
+        result = zg.minimize(nan_right, np.zeros(2), **SETTINGS)
+    assert result.n_nonfinite > 0
+    assert result.n_errors == 0
+    assert result.n_skipped == 0
+
+
+def test_on_nonfinite_penalty() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", zg.NumericsWarning)
+        result = zg.minimize(
+            nan_right, np.zeros(2), on_nonfinite="penalty", penalty=50.0, **SETTINGS
+        )
+    assert result.n_nonfinite > 0
+    assert result.n_penalized == result.n_nonfinite
+
+
+def test_timeout_skip_serial() -> None:
+    start = time.perf_counter()
+    result = zg.minimize(
+        slow_right, np.zeros(2), on_error="skip", timeout=0.05, sigma=1.0, max_evals=21, seed=5
+    )
+    assert result.n_timeouts > 0
+    assert result.n_skipped == result.n_timeouts
+    assert time.perf_counter() - start < 0.2 * result.n_timeouts + 5.0
+
+
+def test_timeout_raise_thread_pool() -> None:
+    with pytest.raises(zg.EvaluationTimeoutError, match=r"timeout=0.05 s") as info:
+        zg.minimize(slow_right, np.zeros(2), workers=2, executor="thread", timeout=0.05, **SETTINGS)
+    assert info.value.zerograds_point[0] > 0.5
+
+
+def test_policy_options_rejected() -> None:
+    f = raises_right
+    with pytest.raises(ValueError, match=r"`on_error` must be one of 'raise', 'skip', 'penalty'"):
+        zg.minimize(f, np.zeros(2), on_error="ignore")
+    with pytest.raises(ValueError, match=r"`penalty` must be a finite number when"):
+        zg.minimize(f, np.zeros(2), on_error="penalty")
+    with pytest.raises(ValueError, match=r"`penalty` applies only with"):
+        zg.minimize(f, np.zeros(2), penalty=1.0)
+    with pytest.raises(ValueError, match=r"`penalty` must be finite, got inf"):
+        zg.minimize(f, np.zeros(2), on_nonfinite="penalty", penalty=math.inf)
+    with pytest.raises(ValueError, match=r"`timeout` must be a finite number > 0, got 0"):
+        zg.minimize(f, np.zeros(2), timeout=0)
