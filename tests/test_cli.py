@@ -53,7 +53,7 @@ def test_help_states_demo_units_and_tpe_budget(capsys: pytest.CaptureFixture[str
         main(["demo", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert (
-        "wall-clock budget in seconds, in case the trial budget takes longer (default: 150.0)"
+        "wall-clock budget in seconds, in case the trial budget takes longer (default: 120.0)"
         in text
     )
     assert "trial budget (one evaluation each) (default: 300)" in text
@@ -107,6 +107,7 @@ def objective_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """
     (tmp_path / "zg_cli_objective.py").write_text(textwrap.dedent(source))
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # `zerograds run` writes its run database under the cwd
     yield "zg_cli_objective"
     sys.modules.pop("zg_cli_objective", None)
 

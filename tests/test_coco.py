@@ -34,7 +34,8 @@ def test_coco_sphere_solved_to_precision(
 ) -> None:
     out = tmp_path / "coco"
     argv = ["run", "--problem", "bbob:1:5:1", "--sigma", "0.02", "--evals", "3000",
-            "--seed", "0", "--no-progress", "--out", str(out)]  # fmt: skip
+            "--seed", "0", "--no-progress", "--out", str(out),
+            "--db", str(tmp_path / "runs.db")]  # fmt: skip
     assert main(argv) == 0
     text = capsys.readouterr().out
     match = re.search(r"final precision f - f_opt: (\S+)", text)
@@ -54,7 +55,7 @@ def test_coco_largescale_runs_without_f_opt(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["run", "--problem", "bbob-largescale:1:20", "--evals", "41", "--no-progress",
-            "--out", str(tmp_path)]  # fmt: skip
+            "--out", str(tmp_path), "--db", str(tmp_path / "runs.db")]  # fmt: skip
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "problem: bbob_f001_i01_d0020 (d=20), 41 evaluations" in text

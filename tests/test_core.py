@@ -114,7 +114,7 @@ def test_step_moves_theta_downhill() -> None:
     f = shifted_quadratic(center)
     opt = zg.ZeroGrads(torch.full((6,), 4.0), sigma=0.5, lr=0.1, seed=0)
 
-    thetas = run_steps(opt, f, 30)
+    thetas = run_steps(opt, f, 60)
 
     assert float(f(thetas[-1])) < 0.5 * float(f(torch.full((6,), 4.0)))
 

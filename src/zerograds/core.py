@@ -85,8 +85,10 @@ class ZeroGrads:
         step_order: ``"fit_first"`` fits the surrogate on the new batch and then steps θ;
             ``"step_first"`` steps θ with the surrogate of the previous iteration and then fits
             it, as the paper's reference code does. Default ``"fit_first"``.
-        input_normalization: ``"local"``, ``"bounds"`` or ``"none"``, see
-            ``zerograds.normalization``. Default ``"local"``.
+        input_normalization: ``"none"`` (raw θ), ``"bounds"`` (the box onto [-1, 1]),
+            ``"local"`` (a frame centered on θ, scaled by σ) or ``"start"`` (centered on x0),
+            see ``zerograds.normalization``. Default: ``"bounds"`` when bounds are given,
+            else ``"none"``.
         value_normalization: ``"running"`` (centered fit with a running scale), ``"batch"``
             (standardize each batch) or ``"none"``, see ``zerograds.normalization``.
             Default ``"running"``.
@@ -131,7 +133,7 @@ class ZeroGrads:
         antithetic: bool = True,
         smoothing: float = 0.1,
         step_order: str = "fit_first",
-        input_normalization: str = "local",
+        input_normalization: str | None = None,
         value_normalization: str = "running",
         max_nonfinite_iterations: int = 10,
         device: str | torch.device | None = None,
@@ -166,6 +168,8 @@ class ZeroGrads:
                     f"`{name}` must be at most {largest:.4g}, the largest {dtype} value, "
                     f"got {number!r}"
                 )
+        if input_normalization is None:
+            input_normalization = "none" if bounds is None else "bounds"
         check_choice("input_normalization", input_normalization, INPUT_NORMALIZATIONS)
         self._value_normalization = check_choice(
             "value_normalization", value_normalization, VALUE_NORMALIZATIONS

@@ -57,14 +57,16 @@ class Trace:
         """Start the clock of ``seconds`` and of the first iteration's time."""
         self._start = self._last = time.perf_counter()
 
-    def add(self, evaluations: int, value: float) -> TraceRow:
+    def add(self, evaluations: int, value: float, seconds: float | None = None) -> TraceRow:
         """Append an iteration that brought the evaluation count to ``evaluations``.
 
         Args:
             evaluations: total objective calls so far.
             value: lowest objective value among this iteration's evaluations.
+            seconds: seconds since the start of the run at the end of this iteration, for an
+                iteration recorded earlier (a resumed run); ``None`` measures it now.
         """
-        now = time.perf_counter()
+        now = time.perf_counter() if seconds is None else self._start + seconds
         best = min(value, self.rows[-1].best_value) if self.rows else value
         if math.isnan(best):
             best = value if not math.isnan(value) else math.inf

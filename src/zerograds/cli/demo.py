@@ -82,7 +82,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--tpe-seconds",
         type=float,
-        default=150.0,
+        default=120.0,
         help="TPE's wall-clock budget in seconds, in case the trial budget takes longer",
     )
     parser.add_argument(

@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from ..storage import RunStore, StorageError
 from ._output import HelpFormatter, Trace, format_table, write_outputs
 
 COCO_SUITES = ("bbob", "bbob-largescale")
+DEFAULT_DB = Path("zerograds-out/runs.db")
 _PROBLEM_PATTERN = re.compile(
     r"^(?P<suite>[a-z-]+):(?P<function>\d+):(?P<dim>\d+)(:(?P<instance>\d+))?$"
 )
@@ -110,6 +112,42 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--out", type=Path, default=Path("zerograds-out/run"), help="output directory"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    storage = parser.add_argument_group("run database")
+    storage.add_argument(
+        "--db",
+        type=Path,
+        default=DEFAULT_DB,
+        help=(
+            "SQLite run database that records every evaluation and a checkpoint every "
+            "--checkpoint-every iterations, so that --resume can continue the run"
+        ),
+    )
+    storage.add_argument(
+        "--no-db", action="store_true", help="record nothing; the run cannot be resumed"
+    )
+    storage.add_argument(
+        "--resume",
+        type=int,
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="ID",
+        help=(
+            "continue the newest run in --db started with the same objective, x0, seed and "
+            "ZeroGrads options (or run run ID, as listed by `zerograds runs list`) from its last "
+            "checkpoint; evaluations recorded after it are reused, not repeated, and the result "
+            "is bit-identical on CPU to an uninterrupted run. Starts a new run when none matches. "
+            "A larger --evals extends a finished run"
+        ),
+    )
+    storage.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=10,
+        metavar="N",
+        help="iterations between checkpoints in --db (one iteration evaluates 2·batch-size points)",
+    )
     return parser
 
 
@@ -320,6 +358,67 @@ def drive(
     return final_value, evaluations
 
 
+def drive_stored(problem: Problem, args: argparse.Namespace) -> tuple[Trace, float, int, int]:
+    """Run ``problem`` through ``zerograds.minimize`` with the run database ``args.db``.
+
+    Every evaluation is recorded and a checkpoint written every ``args.checkpoint_every``
+    iterations, so a killed run continues with ``--resume``. The trace is rebuilt from the
+    run's history and its recorded evaluations, so it also covers the iterations done before an
+    interruption.
+
+    Returns:
+        ``(trace, value at the final θ, total evaluations, run id)``.
+
+    Raises:
+        ValueError: the run to resume was started with other options.
+        StorageError: the database is unreadable, the run does not exist, or another live
+            process owns it.
+    """
+    import zerograds as zg
+
+    def objective(points: np.ndarray) -> np.ndarray:
+        return problem.evaluate(points)
+
+    # The run database identifies an objective by its qualified name, so that --resume only
+    # continues runs of the same problem.
+    objective.__module__ = __name__
+    objective.__qualname__ = f"run[{problem.name}]"
+
+    args.db.parent.mkdir(parents=True, exist_ok=True)
+    with RunStore(args.db) as store:
+        result = zg.minimize(
+            objective,
+            problem.x0,
+            sigma=args.sigma,
+            lr=args.lr,
+            max_evals=args.evals,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            bounds=problem.bounds,
+            vectorized=True,
+            progress=not args.no_progress,
+            storage=store,
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
+            **parse_options(args.option),
+        )
+        assert result.run_id is not None
+        values = {
+            int(row["seq"]): float(row["value"]) for row in store.evaluations(result.run_id)
+        }
+
+    trace = Trace("ZeroGrads")
+    trace.start()
+    calls = 0
+    for entry in result.history:
+        batch = [values.get(seq, math.nan) for seq in range(calls, entry.nfev)]
+        finite = [value for value in batch if math.isfinite(value)]
+        trace.add(entry.nfev, min(finite) if finite else math.nan, seconds=entry.time)
+        calls = entry.nfev
+    trace.add(result.nfev, float(result.fun), seconds=result.elapsed)
+    return trace, float(result.fun), int(result.nfev), result.run_id
+
+
 def build_optimizer(x0: np.ndarray, args: argparse.Namespace, **overrides: Any) -> Any:
     """Create a ``zerograds.ZeroGrads`` from the command line's ZeroGrads options."""
     import zerograds as zg
@@ -344,14 +443,26 @@ def run(args: argparse.Namespace) -> int:
         else:
             problem = load_function_problem(args.function, args.dim, args.x0, args.vectorized)
         optimizer = build_optimizer(problem.x0, args, bounds=problem.bounds)
+        if args.no_db and args.resume is not False:
+            raise ValueError("--resume needs the run database; drop --no-db")
+        if args.checkpoint_every < 1:
+            raise ValueError(f"--checkpoint-every must be at least 1, got {args.checkpoint_every}")
     except (ValueError, TypeError, ImportError, AttributeError) as error:
         print(f"zerograds run: error: {error}", file=sys.stderr)
         return 2
 
-    trace = Trace("ZeroGrads")
-    final_value, evaluations = drive(
-        optimizer, problem.evaluate, args.evals, trace, progress=not args.no_progress
-    )
+    run_id: int | None = None
+    if args.no_db:
+        trace = Trace("ZeroGrads")
+        final_value, evaluations = drive(
+            optimizer, problem.evaluate, args.evals, trace, progress=not args.no_progress
+        )
+    else:
+        try:
+            trace, final_value, evaluations, run_id = drive_stored(problem, args)
+        except (ValueError, StorageError) as error:
+            print(f"zerograds run: error: {error}", file=sys.stderr)
+            return 2
 
     paths = write_outputs([trace], args.out, f"ZeroGrads on {problem.name}")
     print(format_table([trace]))
@@ -362,5 +473,7 @@ def run(args: argparse.Namespace) -> int:
     if problem.coco_problem is not None:
         hit = bool(problem.coco_problem.final_target_hit)
         print(f"COCO final target (f_opt + 1e-8) hit: {'yes' if hit else 'no'}")
+    if run_id is not None:
+        print(f"recorded as run {run_id} in {args.db}; continue it with --resume {run_id}")
     print(f"wrote {len(paths)} files to {args.out}")
     return 0
