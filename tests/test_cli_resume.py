@@ -14,15 +14,18 @@ from pathlib import Path
 import pytest
 
 OBJECTIVE = """
+    import os
     import time
 
     import numpy as np
 
     def slow_sphere(x):
         time.sleep(0.003)  # long enough to kill the run between checkpoints
+        with open(os.environ["ZG_CALL_LOG"], "a") as log:
+            log.write("call\\n")
         return float(np.sum((np.asarray(x) - 1.5) ** 2))
 """
-EVALS = 240
+EVALS = 160
 
 
 def count_evaluations(db: Path) -> int:
@@ -58,6 +61,7 @@ def recorded(db: Path) -> dict[str, object]:
 def test_cli_sigkill_resume_bit_identical(tmp_path: Path) -> None:
     (tmp_path / "zg_resume_obj.py").write_text(textwrap.dedent(OBJECTIVE))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    env["ZG_CALL_LOG"] = str(tmp_path / "reference.log")
     run = {"cwd": tmp_path, "env": env, "capture_output": True, "text": True, "timeout": 120}
 
     reference_db = tmp_path / "reference.db"
@@ -65,6 +69,7 @@ def test_cli_sigkill_resume_bit_identical(tmp_path: Path) -> None:
     assert reference.returncode == 0, reference.stderr
 
     db = tmp_path / "killed.db"
+    env["ZG_CALL_LOG"] = str(tmp_path / "killed.log")
     process = subprocess.Popen(
         command(tmp_path, db, "killed"),
         cwd=tmp_path,
@@ -81,10 +86,14 @@ def test_cli_sigkill_resume_bit_identical(tmp_path: Path) -> None:
     killed_at = count_evaluations(db)
     assert 0 < killed_at < EVALS - 1, "the run ended before it was killed; slow the objective"
 
+    env["ZG_CALL_LOG"] = str(tmp_path / "resumed.log")
     resumed = subprocess.run(command(tmp_path, db, "resumed", "--resume"), **run)
     assert resumed.returncode == 0, resumed.stderr
 
     assert recorded(db) == recorded(reference_db)
+    # Evaluations recorded before the kill, also those after the last checkpoint, are reused.
+    total = len((tmp_path / "reference.log").read_text().splitlines())
+    assert len((tmp_path / "resumed.log").read_text().splitlines()) == total - killed_at
     last = reference.stdout.splitlines()
     assert [line for line in resumed.stdout.splitlines() if "value" in line] == [
         line for line in last if "value" in line

@@ -63,8 +63,8 @@ class Trace:
         Args:
             evaluations: total objective calls so far.
             value: lowest objective value among this iteration's evaluations.
-            seconds: seconds since the start of the run at the end of this iteration, for an
-                iteration recorded earlier (a resumed run); ``None`` measures it now.
+            seconds: seconds from the start of the run to the end of this iteration. Give it
+                for an iteration recorded earlier, as in a resumed run. ``None`` measures it now.
         """
         now = time.perf_counter() if seconds is None else self._start + seconds
         best = min(value, self.rows[-1].best_value) if self.rows else value

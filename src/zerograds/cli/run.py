@@ -124,7 +124,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         ),
     )
     storage.add_argument(
-        "--no-db", action="store_true", help="record nothing; the run cannot be resumed"
+        "--no-db", action="store_true", help="record nothing, so the run cannot be resumed"
     )
     storage.add_argument(
         "--resume",
@@ -135,7 +135,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="ID",
         help=(
             "continue the newest run in --db started with the same objective, x0, seed and "
-            "ZeroGrads options (or run run ID, as listed by `zerograds runs list`) from its last "
+            "ZeroGrads options (with ID: run ID of `zerograds runs list`) from its last "
             "checkpoint; evaluations recorded after it are reused, not repeated, and the result "
             "is bit-identical on CPU to an uninterrupted run. Starts a new run when none matches. "
             "A larger --evals extends a finished run"
@@ -403,9 +403,7 @@ def drive_stored(problem: Problem, args: argparse.Namespace) -> tuple[Trace, flo
             **parse_options(args.option),
         )
         assert result.run_id is not None
-        values = {
-            int(row["seq"]): float(row["value"]) for row in store.evaluations(result.run_id)
-        }
+        values = {int(row["seq"]): float(row["value"]) for row in store.evaluations(result.run_id)}
 
     trace = Trace("ZeroGrads")
     trace.start()
@@ -474,6 +472,6 @@ def run(args: argparse.Namespace) -> int:
         hit = bool(problem.coco_problem.final_target_hit)
         print(f"COCO final target (f_opt + 1e-8) hit: {'yes' if hit else 'no'}")
     if run_id is not None:
-        print(f"recorded as run {run_id} in {args.db}; continue it with --resume {run_id}")
+        print(f"recorded as run {run_id} in {args.db}. Continue it with --resume {run_id}")
     print(f"wrote {len(paths)} files to {args.out}")
     return 0
