@@ -1,7 +1,7 @@
 """Compare the surrogate's input normalizations on quadratics with a random optimum.
 
 The optimum is drawn per coordinate, so it lies neither at the origin nor on the diagonal
-through the start; a surrogate whose slope follows θ's own direction gains nothing here.
+through the start. A surrogate whose slope follows θ's own direction gains nothing here.
 Prints f(θ) - f* after the given number of ask/tell iterations for two seeds.
 
 Usage:

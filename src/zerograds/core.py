@@ -71,7 +71,7 @@ class ZeroGrads:
             query points are clipped to it.
         optimizer: torch optimizer class (or any callable ``(params, **kwargs)``) that moves θ.
             Default ``torch.optim.Adam``. θ gets no weight decay unless ``optimizer_kwargs``
-            asks for it.
+            sets it.
         optimizer_kwargs: extra keyword arguments for ``optimizer`` besides ``lr``.
         theta_steps: optimizer steps k_θ on θ per iteration. Default 1.
         surrogate: ``"mlp"`` (3 x 64), ``"highdim"`` (8 x 128 with positional encoding), or a
