@@ -72,7 +72,7 @@ def to_float_array(name: str, value: Any) -> np.ndarray:
     """Convert a list, numpy array or tensor to a float64 numpy array.
 
     Raises:
-        TypeError: ``value`` is not array-like or holds non-numbers.
+        TypeError: ``value`` is not array-like or contains non-numbers.
     """
     if isinstance(value, torch.Tensor):
         if value.is_complex():
@@ -168,12 +168,12 @@ def check_inside_bounds(x0: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | 
 
 
 def _each_must_be(name: str) -> str:
-    """Return the start of an error message about one value returned by ``fun`` or told."""
+    """Return the start of an error message about one value from ``fun`` or ``tell``."""
     return "`fun` must return" if name == "fun" else f"each entry of `{name}` must be"
 
 
 def _all_must_be(name: str) -> str:
-    """Return the start of an error message about a batch returned by ``fun`` or told."""
+    """Return the start of an error message about a batch from ``fun`` or ``tell``."""
     return "`fun` must return" if name == "fun" else f"`{name}` must contain"
 
 

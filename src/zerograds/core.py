@@ -268,17 +268,17 @@ class ZeroGrads:
 
     @property
     def best_x(self) -> torch.Tensor:
-        """Point with the lowest finite value told so far, `(d,)`; θ at start."""
+        """Point with the lowest finite value passed to ``tell`` so far, `(d,)`; θ at start."""
         return self._best_x.clone()
 
     @property
     def best_fun(self) -> float:
-        """Lowest finite value told so far; ``inf`` before the first."""
+        """Lowest finite value passed to ``tell`` so far; ``inf`` before the first."""
         return self._best_fun
 
     @property
     def nfev(self) -> int:
-        """Number of objective values told, non-finite ones included."""
+        """Number of objective values passed to ``tell``, non-finite ones included."""
         return self._nfev
 
     @property
@@ -440,7 +440,7 @@ class ZeroGrads:
     def _recenter(self, center: torch.Tensor) -> None:
         """Move the input frame's origin to ``center``.
 
-        With ``"local"`` normalization the surrogate is told about the shift, so that an MLP
+        With ``"local"`` normalization the surrogate absorbs the shift, so that an MLP
         keeps modelling the same function of x while its inputs stay O(1) around θ.
         """
         if self._input_map.kind != "local":

@@ -8,7 +8,7 @@ Input normalization is an affine map ``u = (x - center) / scale``:
   shift into its first layer's bias, so it keeps modelling the same function of x.
 * ``"start"``: a fixed frame centered at x0 with scale σ.
 * ``"bounds"``: maps the box ``[lower, upper]`` onto ``[-1, 1]``.
-* ``"none"``: the identity, as in the paper's reference code.
+* ``"none"``: the identity, as in the reference code of Fischer and Ritschel (2024).
 
 Value normalization rescales the batch's objective values before the fit:
 
