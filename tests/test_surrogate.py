@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import zerograds as zg
-from zerograds.surrogate import MLP, PositionalEncoding, build_surrogate
+from zerograds.surrogate import MLP, PositionalEncoding, build_surrogate, scalable_parameter_count
 
 
 def layer_sizes(module: nn.Module) -> list[tuple[int, int]]:
@@ -158,3 +158,50 @@ def test_hidden_width_rejected() -> None:
 def test_num_frequencies_rejected() -> None:
     with pytest.raises(ValueError, match=r"`num_frequencies` must be an integer >= 0, got -1"):
         PositionalEncoding(-1)
+
+
+def test_scalable_preset_architecture() -> None:
+    surrogate = build_surrogate("scalable", 9, rank=4)
+
+    assert layer_sizes(surrogate) == [(9, 4), (4, 64), (64, 64), (64, 64), (64, 1)]
+    assert surrogate(torch.zeros(3, 9)).shape == (3,)
+
+
+@pytest.mark.parametrize("dim", [1, 10, 1000])
+@pytest.mark.parametrize("rank", [1, 16])
+def test_scalable_parameter_count(dim: int, rank: int) -> None:
+    surrogate = build_surrogate("scalable", dim, rank=rank)
+
+    count = sum(p.numel() for p in surrogate.parameters())
+    assert count == scalable_parameter_count(dim, rank)
+    # Linear in d: rank weights per input, plus a part that does not depend on d.
+    assert count == rank * dim + scalable_parameter_count(0, rank)
+
+
+def test_scalable_smaller_than_other_presets() -> None:
+    dim = 500
+
+    def count(spec: str) -> int:
+        return sum(p.numel() for p in build_surrogate(spec, dim).parameters())
+
+    assert count("scalable") < count("mlp") < count("highdim")
+    assert count("scalable") - scalable_parameter_count(0) == 16 * dim
+
+
+def test_scalable_gradient_flows() -> None:
+    torch.manual_seed(0)
+    surrogate = build_surrogate("scalable", 20)
+    u = torch.randn(4, 20, requires_grad=True)
+
+    surrogate(u).sum().backward()
+
+    assert u.grad is not None and bool(u.grad.abs().sum() > 0)
+    for name, parameter in surrogate.named_parameters():
+        assert parameter.grad is not None, name
+        assert bool(parameter.grad.abs().sum() > 0), name
+
+
+def test_scalable_rank_validated() -> None:
+    with pytest.raises(ValueError, match="rank"):
+        build_surrogate("scalable", 5, rank=0)
+

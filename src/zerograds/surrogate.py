@@ -6,11 +6,19 @@ Two presets follow the ZeroGrads paper (Fischer and Ritschel, ACM TOG 43(4), 202
 * ``"highdim"``: 8 hidden layers of 128 on a NeRF-style positional encoding of the input, i.e.
   the input followed by ``sin(2^k u)`` and ``cos(2^k u)`` for ``k = 0 … L-1``.
 
+A third preset keeps memory linear in d for problems with hundreds of thousands of parameters:
+
+* ``"scalable"``: input d -> a narrow layer of ``rank`` units (default 16) -> 3 hidden layers of
+  64 -> 1, leaky ReLU throughout. The first layer has ``rank * d`` weights, against
+  ``64 * d`` for ``"mlp"`` and ``128 * (2 L + 1) * d`` for ``"highdim"`` (1,664 d with
+  L = 6). See ``scalable_parameter_count``.
+
 Any ``torch.nn.Module`` that maps `(n, d)` to `(n,)` or `(n, 1)` works as a surrogate too.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +27,8 @@ from torch import nn
 
 from ._validation import check_int, short_repr
 
-SURROGATE_PRESETS = ("mlp", "highdim")
+SURROGATE_PRESETS = ("mlp", "highdim", "scalable")
+SCALABLE_HIDDEN = (64, 64, 64)
 
 
 class PositionalEncoding(nn.Module):
@@ -130,14 +139,25 @@ class MLP(nn.Module):
         return True
 
 
+def scalable_parameter_count(dim: int, rank: int = 16) -> int:
+    """Return the number of parameters of the ``"scalable"`` preset for ``dim`` inputs.
+
+    The first layer has ``rank * (dim + 1)`` parameters; the rest do not depend on ``dim``.
+    """
+    widths = (rank, *SCALABLE_HIDDEN, 1)
+    rest = sum(n_in * n_out + n_out for n_in, n_out in itertools.pairwise(widths))
+    return rank * (dim + 1) + rest
+
+
 def build_surrogate(spec: str | nn.Module, dim: int, **kwargs: Any) -> nn.Module:
     """Build the surrogate named by ``spec`` for ``dim`` inputs, or return a given module.
 
     Args:
-        spec: ``"mlp"``, ``"highdim"``, or a ``torch.nn.Module`` used as it is.
+        spec: ``"mlp"``, ``"highdim"``, ``"scalable"``, or a ``torch.nn.Module`` used as it is.
         dim: number of parameters ``d``.
         **kwargs: passed to ``MLP`` (``hidden``, ``negative_slope``, ``output_activation``);
-            ``"highdim"`` also takes ``num_frequencies`` (default 6).
+            ``"highdim"`` also takes ``num_frequencies`` (default 6), ``"scalable"`` takes
+            ``rank`` (default 16), the width of its first layer.
     """
     if isinstance(spec, nn.Module):
         if kwargs:
@@ -152,6 +172,10 @@ def build_surrogate(spec: str | nn.Module, dim: int, **kwargs: Any) -> nn.Module
         num_frequencies = kwargs.pop("num_frequencies", 6)
         kwargs.setdefault("hidden", (128,) * 8)
         return MLP(dim, encoding=PositionalEncoding(num_frequencies), **kwargs)
+    if spec == "scalable":
+        rank = check_int("rank", kwargs.pop("rank", 16), 1)
+        kwargs.setdefault("hidden", (rank, *SCALABLE_HIDDEN))
+        return MLP(dim, **kwargs)
     raise ValueError(
         f"`surrogate` must be one of {', '.join(repr(p) for p in SURROGATE_PRESETS)} or a "
         f"torch.nn.Module, got {short_repr(spec)}"
