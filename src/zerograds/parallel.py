@@ -318,7 +318,17 @@ class ExecutorBackend(Backend):
                 self._pending[self._submit(task, points[index], timeout)] = index
 
     def _submit(self, task: Callable[[Any], Any], point: Any, timeout: float | None) -> Any:
-        return self._executor.submit(evaluate_point, task, point, timeout, self.sends_pickles)
+        try:
+            return self._executor.submit(evaluate_point, task, point, timeout, self.sends_pickles)
+        except cf.BrokenExecutor:
+            # submit() raises when a worker died after the last batch had been collected, so
+            # the break was never seen through a future. Our own pool is restarted once.
+            if not self._owned:
+                raise
+            logger.warning("the worker pool was broken before a submission; restarting it")
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = self._start_pool()
+            return self._executor.submit(evaluate_point, task, point, timeout, self.sends_pickles)
 
     def abandon(self) -> int:
         started = sum(0 if future.cancel() else 1 for future in self._pending)
