@@ -52,12 +52,12 @@ PROBLEMS: dict[str, tuple[Objective, torch.Tensor, float, float, float, int]] = 
 }
 
 SETTINGS: dict[str, dict[str, object]] = {
-    "defaults": {},
-    "B=4, 256x256, surrogate lr 3e-3": {
-        "batch_size": 4,
-        "surrogate_kwargs": {"hidden": (256, 256)},
-        "surrogate_lr": 3e-3,
+    "B=2, 3x64, surrogate lr 1e-3 (paper sizes)": {
+        "batch_size": 2,
+        "surrogate_kwargs": {"hidden": (64, 64, 64)},
+        "surrogate_lr": 1e-3,
     },
+    "B=4, 256x256, surrogate lr 3e-3 (defaults)": {},
     "B=8, 256x256, surrogate lr 3e-3": {
         "batch_size": 8,
         "surrogate_kwargs": {"hidden": (256, 256)},

@@ -18,8 +18,15 @@ import torch
 
 import zerograds as zg
 
+# The study ran with the paper's surrogate size, batch and surrogate learning rate.
+PAPER_SIZES: dict[str, object] = {
+    "batch_size": 2,
+    "surrogate_kwargs": {"hidden": (64, 64, 64)},
+    "surrogate_lr": 1e-3,
+}
+
 SETTINGS: dict[str, dict[str, object]] = {
-    "none + running (default)": {"input_normalization": "none"},
+    "none + running": {"input_normalization": "none"},
     "local + running": {"input_normalization": "local"},
     "start + running": {"input_normalization": "start"},
     "none + batch": {"input_normalization": "none", "value_normalization": "batch"},
@@ -38,7 +45,7 @@ def main() -> None:
     for name, setting in SETTINGS.items():
         gaps = []
         for seed in (1, 2):
-            opt = zg.ZeroGrads(x0, sigma=sigma, seed=seed, **setting)
+            opt = zg.ZeroGrads(x0, sigma=sigma, seed=seed, **{**PAPER_SIZES, **setting})
             for _ in range(iterations):
                 points = opt.ask()
                 opt.tell(points, ((points - optimum) ** 2).sum(dim=1))

@@ -29,7 +29,7 @@ def test_forward_value_equals_fun() -> None:
 
     assert value.shape == ()
     assert float(value) == pytest.approx(quadratic(theta), rel=1e-6)
-    assert box.nfev == 2 * 2 + 1
+    assert box.nfev == 2 * 4 + 1
 
 
 def test_forward_mean_value() -> None:
@@ -112,7 +112,7 @@ def test_rounding_objective_with_scheduler() -> None:
     assert rounded_quadratic(theta) <= 1.0
     assert float((theta - TARGET).abs().max()) < 1.0
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.2 * 0.3**3)
-    assert box.nfev == 300 * 4
+    assert box.nfev == 300 * 8
 
 
 def test_float64_theta() -> None:

@@ -78,7 +78,7 @@ def state_tensors(state: Any) -> list[torch.Tensor]:
 
 
 def test_fit_changes_every_linear_weight() -> None:
-    opt = zg.ZeroGrads(torch.full((6,), 4.0), sigma=0.5, seed=0, surrogate="mlp")
+    opt = zg.ZeroGrads(torch.full((6,), 4.0), sigma=0.5, seed=0, surrogate="reference")
     before = linear_weights(opt.surrogate)
     assert len(before) == 4  # 3 hidden layers and the output layer
 
@@ -283,6 +283,7 @@ ROUND_TRIP_CASES: dict[str, dict[str, Any]] = {
 
 
 def make_round_trip_optimizer(seed: int = 11, **options: Any) -> zg.ZeroGrads:
+    options.setdefault("batch_size", 2)
     return zg.ZeroGrads(torch.tensor([3.0, -2.0, 1.5]), sigma=0.5, lr=0.2, seed=seed, **options)
 
 
@@ -425,7 +426,9 @@ class RecordingSurrogate(nn.Module):
 
 def test_nonfinite_values_dropped() -> None:
     surrogate = RecordingSurrogate(3)
-    opt = zg.ZeroGrads([2.0, 2.0, 2.0], sigma=0.5, seed=0, surrogate=surrogate, surrogate_steps=3)
+    opt = zg.ZeroGrads(
+        [2.0, 2.0, 2.0], sigma=0.5, seed=0, surrogate=surrogate, surrogate_steps=3, batch_size=2
+    )
     points = opt.ask()
     values = ROUND_TRIP_F(points)
     values[0] = math.nan

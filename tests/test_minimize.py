@@ -161,7 +161,7 @@ def test_vectorized_tensor_batches() -> None:
     zg.minimize(fun, torch.zeros(3, dtype=torch.float64), max_evals=20, vectorized=True, seed=0)
 
     assert all(isinstance(x, torch.Tensor) and x.ndim == 2 for x in fun.inputs)
-    assert tuple(fun.inputs[0].shape) == (4, 3)
+    assert tuple(fun.inputs[0].shape) == (8, 3)
 
 
 def test_history_consistent() -> None:
@@ -201,7 +201,7 @@ def test_callback_true_stops() -> None:
 
     assert seen == [1, 2, 3]
     assert result.nit == 3
-    assert result.nfev == 3 * 4 + 1
+    assert result.nfev == 3 * 8 + 1
     assert result.message == "stopped by callback at iteration 3"
 
 
@@ -209,7 +209,7 @@ def test_callback_none_continues() -> None:
     calls: list[int] = []
 
     result = zg.minimize(
-        quadratic, np.zeros(3), max_evals=21, callback=lambda opt, e: calls.append(1), seed=0
+        quadratic, np.zeros(3), max_evals=41, callback=lambda opt, e: calls.append(1), seed=0
     )
 
     assert len(calls) == result.nit == 5
@@ -265,12 +265,12 @@ def test_fun_bad_return(returned: Any, error: type[Exception], message: str) -> 
 
 
 BAD_VECTORIZED_RETURNS: list[tuple[Any, type[Exception], str]] = [
-    (np.ones(3), ValueError, r"`fun` must return 4 numbers, got shape \(3,\)"),
-    (np.ones((4, 2)), ValueError, r"`fun` must return 4 numbers, got shape \(4, 2\)"),
-    (torch.ones(5), ValueError, r"`fun` must return 4 numbers, got shape \(5,\)"),
+    (np.ones(3), ValueError, r"`fun` must return 8 numbers, got shape \(3,\)"),
+    (np.ones((4, 2)), ValueError, r"`fun` must return 8 numbers, got shape \(4, 2\)"),
+    (torch.ones(5), ValueError, r"`fun` must return 8 numbers, got shape \(5,\)"),
     (np.array(["a"] * 4), TypeError, r"`fun` must return real numbers, got dtype <U1"),
     (np.ones(4, dtype=bool), TypeError, r"`fun` must return real numbers, got dtype bool"),
-    (None, TypeError, r"`fun` must return 4 real numbers, got None"),
+    (None, TypeError, r"`fun` must return 8 real numbers, got None"),
 ]
 
 
@@ -297,7 +297,7 @@ def test_fun_exception_carries_point() -> None:
         return quadratic(x)
 
     with pytest.raises(SimulatorError, match="mesh self-intersects") as info:
-        zg.minimize(crashing, np.zeros(3), max_evals=100, seed=0)
+        zg.minimize(crashing, np.zeros(3), max_evals=100, batch_size=2, seed=0)
 
     error = info.value
     assert np.array_equal(error.zerograds_point, calls[-1])
@@ -314,7 +314,7 @@ def test_fun_exception_vectorized_carries_batch() -> None:
     with pytest.raises(SimulatorError) as info:
         zg.minimize(crashing, np.zeros(3), max_evals=100, vectorized=True, seed=0)
 
-    assert info.value.zerograds_point.shape == (4, 3)
+    assert info.value.zerograds_point.shape == (8, 3)
 
 
 def test_fun_exception_leaves_optimizer_usable() -> None:
@@ -333,7 +333,7 @@ def test_fun_exception_leaves_optimizer_usable() -> None:
             captured.append(opt)
 
     with pytest.raises(SimulatorError) as info:
-        zg.minimize(crashing, np.zeros(3), max_evals=100, callback=keep, seed=0)
+        zg.minimize(crashing, np.zeros(3), max_evals=100, callback=keep, batch_size=2, seed=0)
 
     opt = captured[0]
     assert opt.iteration == 2
@@ -343,7 +343,7 @@ def test_fun_exception_leaves_optimizer_usable() -> None:
     assert torch.equal(pending[1], failing)
 
     state = opt.state_dict()
-    restored = zg.ZeroGrads(np.zeros(3), seed=0)
+    restored = zg.ZeroGrads(np.zeros(3), batch_size=2, seed=0)
     restored.load_state_dict(state)
     values = torch.tensor([quadratic(p.double().numpy()) for p in pending])
     opt.tell(pending, values)

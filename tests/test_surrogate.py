@@ -19,10 +19,21 @@ def layer_sizes(module: nn.Module) -> list[tuple[int, int]]:
 def test_mlp_preset_architecture() -> None:
     surrogate = build_surrogate("mlp", 7)
 
+    assert layer_sizes(surrogate) == [(7, 256), (256, 256), (256, 1)]
+    activations = [m for m in surrogate.modules() if isinstance(m, nn.LeakyReLU)]
+    assert len(activations) == 2
+    assert all(a.negative_slope == 0.01 for a in activations)
+    assert isinstance(surrogate.net[-1], nn.Linear)
+
+
+def test_reference_preset_architecture() -> None:
+    surrogate = build_surrogate("reference", 7)
+
     assert layer_sizes(surrogate) == [(7, 64), (64, 64), (64, 64), (64, 1)]
     activations = [m for m in surrogate.modules() if isinstance(m, nn.LeakyReLU)]
-    assert len(activations) == 3
+    assert len(activations) == 4  # after every layer, the output included
     assert all(a.negative_slope == 0.01 for a in activations)
+    assert isinstance(surrogate.net[-1], nn.LeakyReLU)
 
 
 def test_mlp_output_activation() -> None:
@@ -139,7 +150,7 @@ def test_kwargs_with_custom_module_rejected() -> None:
 
 
 def test_unknown_preset_rejected() -> None:
-    with pytest.raises(ValueError, match=r"`surrogate` must be one of 'mlp', 'highdim'.*got 'cnn'"):
+    with pytest.raises(ValueError, match=r"`surrogate` must be one of 'mlp', 'reference', 'highdim'.*got 'cnn'"):
         build_surrogate("cnn", 3)
 
 

@@ -78,7 +78,7 @@ CONSTRUCTOR_CASES: list[tuple[dict[str, Any], type[Exception], str]] = [
     (
         {"surrogate": "transformer"},
         ValueError,
-        r"`surrogate` must be one of 'mlp', 'highdim', 'scalable' or a torch\.nn\.Module, "
+        r"`surrogate` must be one of 'mlp', 'reference', 'highdim', 'scalable' or a torch\.nn\.Module, "
         r"got 'transformer'",
     ),
     (
@@ -209,12 +209,12 @@ def test_bounds_rejected(bounds: Any, error: type[Exception], message: str) -> N
 
 @pytest.fixture
 def pending_batch() -> tuple[zg.ZeroGrads, torch.Tensor]:
-    opt = zg.ZeroGrads(X0, sigma=0.5, seed=0)
+    opt = zg.ZeroGrads(X0, sigma=0.5, batch_size=2, seed=0)
     return opt, opt.ask()
 
 
 def test_tell_without_ask() -> None:
-    opt = zg.ZeroGrads(X0, seed=0)
+    opt = zg.ZeroGrads(X0, batch_size=2, seed=0)
 
     with pytest.raises(RuntimeError, match=r"tell\(\) was called without a pending ask\(\)"):
         opt.tell(torch.zeros(4, 3), torch.zeros(4))

@@ -40,7 +40,7 @@ class BlackBox(nn.Module):
             returns a number (or `(n,)` numbers).
         dim: number of parameters d.
         sigma: sampling standard deviation σ. Default 1.0.
-        batch_size: perturbations B per forward; 2B evaluations plus one at θ. Default 2.
+        batch_size: perturbations B per forward; 2B evaluations plus one at θ. Default 4.
         seed: seed of all random draws.
         vectorized: call ``fun`` once per batch.
         value: ``"exact"`` returns ``fun(theta)`` (one more evaluation per forward);
@@ -65,7 +65,7 @@ class BlackBox(nn.Module):
         dim: int,
         *,
         sigma: float = 1.0,
-        batch_size: int = 2,
+        batch_size: int = 4,
         seed: int | None = None,
         vectorized: bool = False,
         value: str = "exact",

@@ -65,7 +65,8 @@ class ZeroGrads:
             Default 1.0.
         lr: learning rate of the θ optimizer. Default ``0.5 * sigma``.
         batch_size: number B of perturbations per iteration; each iteration evaluates 2B points.
-            Without antithetic pairs it draws 2B independent perturbations. Default 2.
+            Without antithetic pairs it draws 2B independent perturbations. Default 4 (the
+            paper's code uses 2; ``docs/defaults.md`` compares them).
         seed: seed of every random draw (perturbations, smoothing offsets, surrogate
             initialization). ``None`` draws one from the operating system.
         bounds: optional box ``(lower, upper)``; θ is projected onto it after each step and
@@ -75,11 +76,13 @@ class ZeroGrads:
             sets it.
         optimizer_kwargs: extra keyword arguments for ``optimizer`` besides ``lr``.
         theta_steps: optimizer steps k_θ on θ per iteration. Default 1.
-        surrogate: ``"mlp"`` (3 x 64), ``"highdim"`` (8 x 128 with positional encoding),
+        surrogate: ``"mlp"`` (2 x 256, the default), ``"reference"`` (3 x 64 with an output
+            activation, the paper's network), ``"highdim"`` (8 x 128 with positional encoding),
             ``"scalable"`` (a first layer of 16 units, then 3 x 64; memory linear in d), or a
             ``torch.nn.Module`` mapping `(n, d)` to `(n,)`.
         surrogate_kwargs: options of the named preset, see ``zerograds.surrogate.MLP``.
-        surrogate_lr: learning rate of the surrogate's Adam. Default 1e-3.
+        surrogate_lr: learning rate of the surrogate's Adam. Default 3e-3 (the paper's code
+            uses 1e-3).
         surrogate_steps: Adam updates k_φ of the surrogate per iteration. Default 3.
         antithetic: sample pairs θ ± ε. Default True.
         smoothing: active smoothing; query points are offset by t ~ N(0, (smoothing σ)² I).
@@ -120,7 +123,7 @@ class ZeroGrads:
         *,
         sigma: float = 1.0,
         lr: float | None = None,
-        batch_size: int = 2,
+        batch_size: int = 4,
         seed: int | None = None,
         bounds: Any = None,
         optimizer: OptimizerFactory | None = None,
@@ -128,7 +131,7 @@ class ZeroGrads:
         theta_steps: int = 1,
         surrogate: str | nn.Module = "mlp",
         surrogate_kwargs: dict[str, Any] | None = None,
-        surrogate_lr: float = 1e-3,
+        surrogate_lr: float = 3e-3,
         surrogate_steps: int = 3,
         surrogate_optimizer: OptimizerFactory | None = None,
         surrogate_optimizer_kwargs: dict[str, Any] | None = None,

@@ -33,7 +33,7 @@ def minimize(
     sigma: float = 1.0,
     lr: float | None = None,
     max_evals: int = 10_000,
-    batch_size: int = 2,
+    batch_size: int = 4,
     seed: int | None = None,
     bounds: Any = None,
     vectorized: bool = False,
@@ -66,6 +66,7 @@ def minimize(
         max_evals: budget of objective calls, counting every call including the final
             evaluation of θ; never exceeded. Default 10,000.
         batch_size: perturbations B per iteration; each iteration evaluates 2B points.
+            Default 4.
         seed: seed of all random draws; ``None`` draws one from the operating system.
         bounds: optional box ``(lower, upper)``, see ``ZeroGrads``.
         vectorized: call ``fun`` once per batch with all points.

@@ -172,7 +172,7 @@ def add_zerograds_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size",
         type=int,
-        default=2,
+        default=4,
         help="perturbations B per iteration; each iteration evaluates 2B points",
     )
     parser.add_argument(
