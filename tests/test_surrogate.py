@@ -150,7 +150,8 @@ def test_kwargs_with_custom_module_rejected() -> None:
 
 
 def test_unknown_preset_rejected() -> None:
-    with pytest.raises(ValueError, match=r"`surrogate` must be one of 'mlp', 'reference', 'highdim'.*got 'cnn'"):
+    message = r"`surrogate` must be one of 'mlp', 'reference', 'highdim'.*got 'cnn'"
+    with pytest.raises(ValueError, match=message):
         build_surrogate("cnn", 3)
 
 

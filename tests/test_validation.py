@@ -78,8 +78,8 @@ CONSTRUCTOR_CASES: list[tuple[dict[str, Any], type[Exception], str]] = [
     (
         {"surrogate": "transformer"},
         ValueError,
-        r"`surrogate` must be one of 'mlp', 'reference', 'highdim', 'scalable' or a torch\.nn\.Module, "
-        r"got 'transformer'",
+        r"`surrogate` must be one of 'mlp', 'reference', 'highdim', 'scalable' or a "
+        r"torch\.nn\.Module, got 'transformer'",
     ),
     (
         {"surrogate": "mlp", "surrogate_kwargs": {"hidden": (0,)}},

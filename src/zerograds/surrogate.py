@@ -16,8 +16,8 @@ A third preset keeps memory linear in d for problems with hundreds of thousands 
 
 * ``"scalable"``: input d -> a narrow layer of ``rank`` units (default 16) -> 3 hidden layers of
   64 -> 1, leaky ReLU throughout. The first layer has ``rank * d`` weights, against
-  ``256 * d`` for ``"mlp"``, ``64 * d`` for ``"reference"`` and ``128 * (2 L + 1) * d`` for ``"highdim"`` (1,664 d with
-  L = 6). See ``scalable_parameter_count``.
+  ``256 * d`` for ``"mlp"``, ``64 * d`` for ``"reference"`` and ``128 * (2 L + 1) * d`` for
+  ``"highdim"`` (1,664 d with L = 6). See ``scalable_parameter_count``.
 
 Any ``torch.nn.Module`` that maps `(n, d)` to `(n,)` or `(n, 1)` works as a surrogate too.
 """
