@@ -16,17 +16,17 @@ The surrogate keeps its weights between iterations, so it averages what it has s
 
 from __future__ import annotations
 
-import copy
 import math
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from ._checkpoint import collect_state, restore_state
 from ._fast import FastMLP, adam_step
+from ._optimizers import OptimizerFactory, make_optimizer
 from ._validation import (
     check_bounds,
     check_choice,
@@ -50,10 +50,6 @@ from .normalization import (
 from .surrogate import build_surrogate
 
 STEP_ORDERS = ("fit_first", "step_first")
-
-OptimizerFactory = Callable[..., torch.optim.Optimizer]
-
-_STATE_VERSION = 1
 
 
 class ZeroGrads:
@@ -210,7 +206,7 @@ class ZeroGrads:
             torch.manual_seed(self._seed + 1)
             self._surrogate = build_surrogate(surrogate, dim, **dict(surrogate_kwargs or {}))
         self._surrogate.to(self._device, dtype)
-        self._surrogate_optimizer = self._make_optimizer(
+        self._surrogate_optimizer = make_optimizer(
             "surrogate_optimizer",
             surrogate_optimizer,
             surrogate_optimizer_kwargs,
@@ -221,7 +217,7 @@ class ZeroGrads:
         self._running_scale = ValueScale()
         self._exact_recenter = True
 
-        self._optimizer = self._make_optimizer(
+        self._optimizer = make_optimizer(
             "optimizer", optimizer, optimizer_kwargs, [self._theta], self._lr
         )
 
@@ -238,37 +234,6 @@ class ZeroGrads:
         # False switches it off.
         self._fast_path = True
         self._fast: FastMLP | None = None
-
-    @staticmethod
-    def _make_optimizer(
-        name: str,
-        factory: OptimizerFactory | None,
-        kwargs: dict[str, Any] | None,
-        params: Any,
-        lr: float,
-    ) -> torch.optim.Optimizer:
-        kwargs = dict(kwargs or {})
-        if "lr" in kwargs:
-            lr_name = "lr" if name == "optimizer" else "surrogate_lr"
-            raise ValueError(
-                f"`{name}_kwargs` must not contain 'lr'; pass `{lr_name}` instead, got "
-                f"{short_repr(kwargs)}"
-            )
-        if factory is None:
-            factory = torch.optim.Adam
-            # The fused kernel updates every tensor in one pass: the surrogate's Adam step is
-            # the largest cost of an iteration at d = 1000. It exists for CPU and CUDA.
-            devices = {p.device.type for p in params}
-            if "fused" not in kwargs and "foreach" not in kwargs and devices <= {"cpu", "cuda"}:
-                kwargs["fused"] = True
-        if not callable(factory):
-            raise TypeError(f"`{name}` must be a torch optimizer class, got {short_repr(factory)}")
-        optimizer = factory(params, lr=lr, **kwargs)
-        if not isinstance(optimizer, torch.optim.Optimizer):
-            raise TypeError(
-                f"`{name}` must build a torch.optim.Optimizer, got {short_repr(optimizer)}"
-            )
-        return optimizer
 
     # ------------------------------------------------------------------ read-only state
     @property
@@ -561,64 +526,14 @@ class ZeroGrads:
 
         The returned tensors are copies, so later steps do not change a saved state.
         """
-        return copy.deepcopy(
-            {
-                "version": _STATE_VERSION,
-                "dim": self._dim,
-                "seed": self._seed,
-                "theta": self._theta.detach(),
-                "optimizer": self._optimizer.state_dict(),
-                "surrogate": self._surrogate.state_dict(),
-                "surrogate_optimizer": self._surrogate_optimizer.state_dict(),
-                "generator": self._generator.get_state(),
-                "input_center": self._input_map.center,
-                "value_scale": self._value_scale,
-                "running_scale": self._running_scale.scale,
-                "pending": self._pending,
-                "nfev": self._nfev,
-                "iteration": self._iteration,
-                "n_nonfinite": self._n_nonfinite,
-                "nonfinite_streak": self._nonfinite_streak,
-                "best_x": self._best_x,
-                "best_fun": self._best_fun,
-            }
-        )
+        return collect_state(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state returned by ``state_dict`` of an optimizer built the same way.
 
         Raises:
+            TypeError: ``state`` is not a dict.
             ValueError: the state is malformed or belongs to a problem of another dimension.
         """
-        if not isinstance(state, dict):
-            raise TypeError(
-                f"`state` must be a dict from ZeroGrads.state_dict(), got {type(state).__name__}"
-            )
-        if state.get("version") != _STATE_VERSION:
-            raise ValueError(
-                f"`state` must come from ZeroGrads.state_dict() with version {_STATE_VERSION}, "
-                f"got version {short_repr(state.get('version'))}"
-            )
-        if state.get("dim") != self._dim:
-            raise ValueError(
-                f"`state` is for d={state.get('dim')}, but this optimizer has d={self._dim}"
-            )
-        state = copy.deepcopy(state)
-        with torch.no_grad():
-            self._theta.copy_(state["theta"])
-        self._optimizer.load_state_dict(state["optimizer"])
-        self._surrogate.load_state_dict(state["surrogate"])
-        self._surrogate_optimizer.load_state_dict(state["surrogate_optimizer"])
-        self._generator.set_state(state["generator"])
-        self._input_map.center = state["input_center"].to(self._device, self._dtype)
-        self._value_scale = float(state["value_scale"])
-        self._running_scale.scale = float(state["running_scale"])
-        pending = state["pending"]
-        self._pending = None if pending is None else (pending[0], pending[1])
-        self._seed = int(state["seed"])
-        self._nfev = int(state["nfev"])
-        self._iteration = int(state["iteration"])
-        self._n_nonfinite = int(state["n_nonfinite"])
-        self._nonfinite_streak = int(state["nonfinite_streak"])
-        self._best_x = state["best_x"]
-        self._best_fun = float(state["best_fun"])
+        restore_state(self, state)
+        self._fast = None
