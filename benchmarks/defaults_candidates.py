@@ -58,6 +58,7 @@ SETTINGS: dict[str, dict[str, object]] = {
         "surrogate_lr": 1e-3,
     },
     "B=4, 256x256, surrogate lr 3e-3 (defaults)": {},
+    "defaults without antithetic pairs": {"antithetic": False},
     "B=8, 256x256, surrogate lr 3e-3": {
         "batch_size": 8,
         "surrogate_kwargs": {"hidden": (256, 256)},
@@ -69,6 +70,9 @@ SETTINGS: dict[str, dict[str, object]] = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds to run")
+    parser.add_argument(
+        "--only", default=None, help="run only the settings whose name contains this text"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -76,6 +80,8 @@ def main() -> None:
     print("| setting | " + " | ".join(PROBLEMS) + " |")
     print("|---" * (len(PROBLEMS) + 1) + "|")
     for name, setting in SETTINGS.items():
+        if args.only is not None and args.only not in name:
+            continue
         cells = []
         for objective, x0, f_star, sigma, lr, evals in PROBLEMS.values():
             gaps = []
