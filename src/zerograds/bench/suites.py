@@ -1,0 +1,188 @@
+"""Named suites: the benchmarks that ``zerograds bench --suite NAME`` runs.
+
+* ``quick``: every optimizer on the six analytic problems at d = 10, 100, 1000 and on
+  bbob-largescale at d = 80 and 320, with small budgets and few seeds.
+* ``full``: the same problems with larger budgets and more seeds, plus COCO ``bbob`` at
+  d = 10 and 40.
+* ``tiny``: a few seconds, for the tests.
+"""
+
+from __future__ import annotations
+
+from .optimizers import OPTIMIZERS
+from .problems import ANALYTIC
+from .runner import Benchmark
+
+ALL_OPTIMIZERS = tuple(OPTIMIZERS)
+BBOB_FUNCTIONS = tuple(range(1, 25))
+
+
+def _analytic(dim: int) -> tuple[str, ...]:
+    return tuple(f"{name}:{dim}" for name in ANALYTIC)
+
+
+def _coco(suite: str, dim: int, functions: tuple[int, ...] = BBOB_FUNCTIONS) -> tuple[str, ...]:
+    return tuple(f"{suite}:{function}:{dim}" for function in functions)
+
+
+def _quick() -> list[Benchmark]:
+    # The budgets keep this suite within 15 minutes on one core. The three ablations of the
+    # sampling run on the analytic problems only, because COCO has 24 functions per dimension.
+    coco_optimizers = tuple(
+        name
+        for name in ALL_OPTIMIZERS
+        if name not in ("zg_no_smoothing", "zg_no_antithetic", "zg_step_first")
+    )
+    return [
+        Benchmark(
+            "analytic-d10",
+            "Analytic problems, d = 10",
+            _analytic(10),
+            ALL_OPTIMIZERS,
+            (0, 1),
+            max_evals=1_000,
+            max_seconds=2.0,
+        ),
+        Benchmark(
+            "analytic-d100",
+            "Analytic problems, d = 100",
+            _analytic(100),
+            ALL_OPTIMIZERS,
+            (0,),
+            max_evals=3_000,
+            max_seconds=2.0,
+        ),
+        Benchmark(
+            "analytic-d1000",
+            "Analytic problems, d = 1000",
+            _analytic(1000),
+            ALL_OPTIMIZERS,
+            (0,),
+            max_evals=5_000,
+            max_seconds=2.0,
+        ),
+        Benchmark(
+            "bbob-largescale-d80",
+            "COCO bbob-largescale, d = 80",
+            _coco("bbob-largescale", 80),
+            coco_optimizers,
+            (0,),
+            max_evals=800,
+            max_seconds=1.5,
+        ),
+        Benchmark(
+            "bbob-largescale-d320",
+            "COCO bbob-largescale, d = 320",
+            _coco("bbob-largescale", 320),
+            coco_optimizers,
+            (0,),
+            max_evals=1_600,
+            max_seconds=1.5,
+        ),
+    ]
+
+
+def _full() -> list[Benchmark]:
+    return [
+        Benchmark(
+            "analytic-d10",
+            "Analytic problems, d = 10",
+            _analytic(10),
+            ALL_OPTIMIZERS,
+            tuple(range(10)),
+            max_evals=10_000,
+            max_seconds=120.0,
+        ),
+        Benchmark(
+            "analytic-d100",
+            "Analytic problems, d = 100",
+            _analytic(100),
+            ALL_OPTIMIZERS,
+            tuple(range(5)),
+            max_evals=50_000,
+            max_seconds=300.0,
+        ),
+        Benchmark(
+            "analytic-d1000",
+            "Analytic problems, d = 1000",
+            _analytic(1000),
+            ALL_OPTIMIZERS,
+            tuple(range(3)),
+            max_evals=100_000,
+            max_seconds=300.0,
+        ),
+        Benchmark(
+            "bbob-d10",
+            "COCO bbob, d = 10",
+            _coco("bbob", 10),
+            ALL_OPTIMIZERS,
+            tuple(range(5)),
+            max_evals=10_000,
+            max_seconds=120.0,
+        ),
+        Benchmark(
+            "bbob-d40",
+            "COCO bbob, d = 40",
+            _coco("bbob", 40),
+            ALL_OPTIMIZERS,
+            tuple(range(5)),
+            max_evals=40_000,
+            max_seconds=300.0,
+        ),
+        Benchmark(
+            "bbob-largescale-d80",
+            "COCO bbob-largescale, d = 80",
+            _coco("bbob-largescale", 80),
+            ALL_OPTIMIZERS,
+            tuple(range(3)),
+            max_evals=80_000,
+            max_seconds=300.0,
+        ),
+        Benchmark(
+            "bbob-largescale-d320",
+            "COCO bbob-largescale, d = 320",
+            _coco("bbob-largescale", 320),
+            ALL_OPTIMIZERS,
+            tuple(range(3)),
+            max_evals=320_000,
+            max_seconds=300.0,
+        ),
+    ]
+
+
+def _tiny() -> list[Benchmark]:
+    optimizers = ("zerograds", "antithetic_es", "random_search", "sepcma")
+    return [
+        Benchmark(
+            "tiny-analytic",
+            "Analytic problems, d = 4",
+            ("sphere:4", "step_ellipsoid:4"),
+            optimizers,
+            (0, 1),
+            max_evals=200,
+            max_seconds=10.0,
+        ),
+        Benchmark(
+            "tiny-bbob",
+            "COCO bbob, d = 2",
+            ("bbob:1:2",),
+            optimizers,
+            (0,),
+            max_evals=100,
+            max_seconds=10.0,
+        ),
+    ]
+
+
+SUITES = {"quick": _quick, "full": _full, "tiny": _tiny}
+
+
+def get_suite(name: str) -> list[Benchmark]:
+    """Return the benchmarks of the suite ``name``.
+
+    Raises:
+        ValueError: no suite has that name.
+    """
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; expected one of {sorted(SUITES)}")
+    return SUITES[name]()
