@@ -105,7 +105,15 @@ class ReferenceLoop:
 
 class ZeroGradsLoop:
     def __init__(self, x0: torch.Tensor, *, seed: int) -> None:
-        self.optimizer = zg.ZeroGrads(x0, sigma=1.0, seed=seed)
+        # The paper's sizes, which the reference loop writes out: 3 x 64, B = 2, lr 1e-3.
+        self.optimizer = zg.ZeroGrads(
+            x0,
+            sigma=1.0,
+            seed=seed,
+            batch_size=2,
+            surrogate_kwargs={"hidden": (64, 64, 64)},
+            surrogate_lr=1e-3,
+        )
 
     @property
     def theta(self) -> torch.Tensor:
