@@ -28,7 +28,10 @@ def sleepy_quadratic(x: np.ndarray, seconds: float = 0.05) -> float:
 
 def seconds_per_iteration(workers: int, iterations: int, sleep: float) -> float:
     fun = functools.partial(sleepy_quadratic, seconds=sleep)
-    result = zg.minimize(fun, np.zeros(10), max_evals=4 * iterations + 1, seed=0, workers=workers)
+    # B = 2: 4 calls per iteration, as docs/parallel.md describes.
+    result = zg.minimize(
+        fun, np.zeros(10), max_evals=4 * iterations + 1, batch_size=2, seed=0, workers=workers
+    )
     times = [entry.time for entry in result.history]
     return statistics.median(b - a for a, b in itertools.pairwise(times))
 
