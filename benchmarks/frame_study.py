@@ -40,8 +40,10 @@ def main() -> None:
     generator = torch.Generator().manual_seed(5)
     optimum = torch.rand(dim, generator=generator) * 4 - 1
     x0 = torch.full((dim,), start)
-    print(f"d={dim}, {iterations} iterations, sigma={sigma}, x0={start}·1, "
-          f"f(x0) - f* = {float(((x0 - optimum) ** 2).sum()):.4g}")
+    print(
+        f"d={dim}, {iterations} iterations, sigma={sigma}, x0={start}·1, "
+        f"f(x0) - f* = {float(((x0 - optimum) ** 2).sum()):.4g}"
+    )
     for name, setting in SETTINGS.items():
         gaps = []
         for seed in (1, 2):

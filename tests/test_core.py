@@ -279,6 +279,8 @@ ROUND_TRIP_CASES: dict[str, dict[str, Any]] = {
     "sgd_momentum": {"optimizer": torch.optim.SGD, "optimizer_kwargs": {"momentum": 0.9}},
     "two_theta_steps": {"theta_steps": 2, "batch_size": 3},
     "float64": {"dtype": torch.float64},
+    "replay_evicting": {"replay": 3, "replay_radius": math.inf},
+    "no_replay": {"replay": 1},
 }
 
 

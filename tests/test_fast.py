@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
 import torch
 
 import zerograds as zg
+from zerograds._fast import FastMLP
+from zerograds.surrogate import build_surrogate
 
 DEVICES = [
     "cpu",
@@ -33,10 +36,14 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
-def trajectory(fast: bool, device: str, steps: int = 25, **options: Any) -> torch.Tensor:
+def trajectory(
+    fast: bool, device: str, steps: int = 25, use_numpy: bool | None = None, **options: Any
+) -> torch.Tensor:
     optimum = torch.linspace(-1.0, 2.0, 12, device=device)
     opt = zg.ZeroGrads(torch.full((12,), 3.0, device=device), sigma=0.5, seed=1, **options)
     opt._fast_path = fast
+    if fast and use_numpy is not None:
+        opt._fast = FastMLP(opt.surrogate, opt._surrogate_optimizer, use_numpy=use_numpy)
     thetas = []
     for _ in range(steps):
         points = opt.ask()
@@ -52,6 +59,72 @@ def test_fast_path_matches_autograd(case: str) -> None:
     slow = trajectory(False, "cpu", **CASES[case])
 
     assert torch.equal(fast, slow)
+
+
+@pytest.mark.parametrize("case", ["defaults", "highdim", "output_activation", "unfused_adam"])
+def test_torch_passes_match_autograd(case: str) -> None:
+    # The passes that CUDA runs, here on the CPU.
+    fast = trajectory(True, "cpu", use_numpy=False, **CASES[case])
+    slow = trajectory(False, "cpu", **CASES[case])
+
+    assert torch.equal(fast, slow)
+
+
+def autograd_fit(
+    surrogate: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    centered: bool,
+    steps: int,
+) -> None:
+    """Fit as ``ZeroGrads._fit`` does without the fast path."""
+    for _ in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        prediction = surrogate(inputs).reshape(-1)
+        if centered:
+            prediction = prediction - prediction.mean()
+        torch.mean((prediction - targets) ** 2).backward()
+        optimizer.step()
+
+
+@pytest.mark.parametrize("rows", [1, 3, 4, 37, 128])
+@pytest.mark.parametrize("centered", [True, False])
+@pytest.mark.parametrize("use_numpy", [True, False])
+@pytest.mark.parametrize("output_activation", [None, "leaky_relu"])
+def test_fit_any_row_count_matches_autograd(
+    rows: int, centered: bool, use_numpy: bool, output_activation: str | None
+) -> None:
+    generator = torch.Generator().manual_seed(rows)
+    inputs = torch.randn(rows, 20, generator=generator)
+    targets = torch.randn(rows, generator=generator)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        fast_net = build_surrogate("mlp", 20, hidden=(32, 16), output_activation=output_activation)
+    slow_net = copy.deepcopy(fast_net)
+    fast_optimizer = torch.optim.Adam(fast_net.parameters(), lr=1e-2, fused=True)
+    slow_optimizer = torch.optim.Adam(slow_net.parameters(), lr=1e-2, fused=True)
+    fast = FastMLP(fast_net, fast_optimizer, use_numpy=use_numpy)
+
+    # Two fits, so that the second reuses the work buffers of the first.
+    for _ in range(2):
+        fast.fit(inputs, targets, centered, 3)
+        autograd_fit(slow_net, slow_optimizer, inputs, targets, centered, 3)
+    point = inputs[:2].clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(slow_net(point).sum(), point)
+
+    for got, want in zip(fast_net.parameters(), slow_net.parameters(), strict=True):
+        assert torch.equal(got, want)
+    assert torch.equal(fast.input_gradient(inputs[:2]), expected)
+
+
+def test_use_numpy_rejects_other_dtypes() -> None:
+    net = build_surrogate("mlp", 4, hidden=(8,)).to(torch.bfloat16)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    with pytest.raises(ValueError, match="float32 or float64"):
+        FastMLP(net, optimizer, use_numpy=True)
+    assert not FastMLP(net, optimizer).use_numpy
 
 
 @pytest.mark.parametrize("device", DEVICES)

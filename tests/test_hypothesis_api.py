@@ -32,8 +32,14 @@ SMALL_INT_VALUE = st.one_of(
     st.integers(-3, 4),
 )
 
-CONSTRUCTOR_FLOATS = ("sigma", "lr", "surrogate_lr", "smoothing")
-CONSTRUCTOR_INTS = ("batch_size", "theta_steps", "surrogate_steps", "max_nonfinite_iterations")
+CONSTRUCTOR_FLOATS = ("sigma", "lr", "surrogate_lr", "smoothing", "replay_radius")
+CONSTRUCTOR_INTS = (
+    "batch_size",
+    "theta_steps",
+    "surrogate_steps",
+    "replay",
+    "max_nonfinite_iterations",
+)
 CONSTRUCTOR_OTHERS = (
     "seed",
     "bounds",

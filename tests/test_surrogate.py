@@ -216,4 +216,3 @@ def test_scalable_gradient_flows() -> None:
 def test_scalable_rank_validated() -> None:
     with pytest.raises(ValueError, match="rank"):
         build_surrogate("scalable", 5, rank=0)
-

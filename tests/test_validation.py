@@ -40,6 +40,14 @@ CONSTRUCTOR_CASES: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"batch_size": 2.0}, TypeError, r"`batch_size` must be an integer >= 1, got 2\.0"),
     ({"theta_steps": 0}, ValueError, r"`theta_steps` must be an integer >= 1, got 0"),
     ({"surrogate_steps": -1}, ValueError, r"`surrogate_steps` must be an integer >= 0, got -1"),
+    ({"replay": 0}, ValueError, r"`replay` must be an integer >= 1, got 0"),
+    ({"replay": 2.5}, TypeError, r"`replay` must be an integer >= 1, got 2\.5"),
+    (
+        {"replay_radius": 0.0},
+        ValueError,
+        r"`replay_radius` must be a number > 0 or math\.inf, got 0\.0",
+    ),
+    ({"replay_radius": "far"}, TypeError, r"`replay_radius` must be a real number, got 'far'"),
     ({"surrogate_lr": -0.1}, ValueError, r"`surrogate_lr` must be a finite number > 0, got -0\.1"),
     ({"smoothing": -0.1}, ValueError, r"`smoothing` must be a finite number >= 0, got -0\.1"),
     (

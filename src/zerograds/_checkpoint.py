@@ -12,7 +12,7 @@ from ._validation import short_repr
 if TYPE_CHECKING:
     from .core import ZeroGrads
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 def collect_state(opt: ZeroGrads) -> dict[str, Any]:
@@ -31,6 +31,7 @@ def collect_state(opt: ZeroGrads) -> dict[str, Any]:
             "value_scale": opt._value_scale,
             "running_scale": opt._running_scale.scale,
             "pending": opt._pending,
+            "replay": list(opt._replay_buffer),
             "nfev": opt._nfev,
             "iteration": opt._iteration,
             "n_nonfinite": opt._n_nonfinite,
@@ -73,6 +74,10 @@ def restore_state(opt: ZeroGrads, state: dict[str, Any]) -> None:
     opt._running_scale.scale = float(state["running_scale"])
     pending = state["pending"]
     opt._pending = None if pending is None else (pending[0], pending[1])
+    opt._replay_buffer.clear()
+    opt._replay_buffer.extend(
+        tuple(t.to(opt._device, opt._dtype) for t in batch) for batch in state["replay"]
+    )
     opt._seed = int(state["seed"])
     opt._nfev = int(state["nfev"])
     opt._iteration = int(state["iteration"])

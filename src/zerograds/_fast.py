@@ -1,12 +1,15 @@
 """Fast path of the surrogate fit and the θ step, without autograd or ``Optimizer.step``.
 
-Each iteration fits a small network on 2B points and steps θ once, so the per-call overhead of
-autograd and of ``torch.optim.Optimizer.step`` dominates the time of an eager loop. This module
-computes the same values with fewer tensor ops:
+Each iteration fits a small network on a few points and steps θ once, so the per-call
+overhead of autograd and of ``torch.optim.Optimizer.step`` dominates the time of an eager
+loop. This module computes the same values with fewer and cheaper calls:
 
 * ``FastMLP`` writes out the forward and backward passes of ``zerograds.surrogate.MLP``, with
   the operations autograd runs for ``nn.Linear`` and ``nn.LeakyReLU``, so the gradients equal
-  autograd's bit for bit on CPU.
+  autograd's bit for bit. On the CPU, for float32 and float64, it writes into preallocated
+  tensors and runs the elementwise steps whose rounding does not depend on the library in
+  numpy, on views of the same memory. A numpy call on a few hundred numbers costs well under a
+  microsecond, a torch call one to two.
 * ``FlatAdam`` keeps all of the surrogate's parameters, gradients and Adam moments in four flat
   buffers, so one Adam update is one fused kernel call (or seven tensor ops without
   ``fused=True``) on one buffer. The moments stay registered in the ``torch.optim.Adam``
@@ -22,12 +25,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from .surrogate import MLP, PositionalEncoding
 
 _leaky_relu_backward = torch.ops.aten.leaky_relu_backward.default
+_NUMPY_DTYPES = (torch.float32, torch.float64)
 
 
 def supported_adam_group(optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
@@ -63,14 +68,17 @@ def adam_update(
     step: torch.Tensor,
     group: dict[str, Any],
     denom: torch.Tensor | None = None,
+    increment: bool = True,
 ) -> None:
-    """Increment ``step`` and apply one Adam update in place, as ``torch.optim.Adam`` does.
+    """Apply one Adam update in place, as ``torch.optim.Adam`` does.
 
-    ``step`` is the 0-dim step count of the state. ``denom``, shaped like ``param``, is scratch
-    space for the single-tensor update that saves an allocation.
+    ``step`` is the 0-dim step count of the state; it is incremented first unless the caller
+    did that already (``increment=False``). ``denom``, shaped like ``param``, is scratch space
+    for the single-tensor update that saves an allocation.
     """
     beta1, beta2 = group["betas"]
-    step += 1
+    if increment:
+        step += 1
     if group["fused"]:
         torch._fused_adam_(
             [param],
@@ -195,20 +203,21 @@ class FlatAdam:
         self.fused = bool(optimizer.param_groups[0]["fused"])
         self.first_step = self.steps[0]
         self.other_steps = self.steps[1:]
+        # On the CPU one numpy call increments all step counts, in place of two torch calls.
+        self.steps_array = self.steps.numpy() if self.steps.device.type == "cpu" else None
         self.denom = None if self.fused else torch.empty(total, **options)
 
     def valid(self) -> bool:
         """Return whether the parameters and the optimizer state are still views of the buffers."""
         optimizer = self.optimizer
-        group = supported_adam_group(optimizer)
-        if (
-            optimizer.state is not self.state_map
-            or group is None
-            or bool(group["fused"]) != self.fused
-        ):
+        if optimizer.state is not self.state_map:
             return False
+        group = supported_adam_group(optimizer)
+        if group is None or bool(group["fused"]) != self.fused:
+            return False
+        states = self.state_map
         for p, param_view, grad_view, avg_view, sq_view, step_view in self.views:
-            state = optimizer.state.get(p)
+            state = states.get(p)
             if (
                 state is None
                 or state.get("exp_avg") is not avg_view
@@ -223,6 +232,8 @@ class FlatAdam:
     def step(self) -> None:
         """Apply one Adam update to all parameters from the flat gradient buffer."""
         # All parameters share one step count, so the first one's drives the update.
+        if self.steps_array is not None:
+            self.steps_array += 1
         adam_update(
             self.param,
             self.grad,
@@ -231,8 +242,10 @@ class FlatAdam:
             self.first_step,
             self.optimizer.param_groups[0],
             self.denom,
+            increment=self.steps_array is None,
         )
-        self.other_steps.add_(1)
+        if self.steps_array is None:
+            self.other_steps.add_(1)
 
 
 class FastMLP:
@@ -241,9 +254,14 @@ class FastMLP:
     Args:
         surrogate: the network; ``supports`` must hold for it.
         optimizer: its ``torch.optim.Adam``, holding exactly ``surrogate.parameters()``.
+        use_numpy: run the elementwise steps in numpy on preallocated buffers, or with False
+            every step in torch. Both give autograd's results bit for bit. Default: numpy for
+            float32 and float64 weights on the CPU, which ``use_numpy=True`` requires.
     """
 
-    def __init__(self, surrogate: MLP, optimizer: torch.optim.Optimizer) -> None:
+    def __init__(
+        self, surrogate: MLP, optimizer: torch.optim.Optimizer, use_numpy: bool | None = None
+    ) -> None:
         self.surrogate = surrogate
         self.encoding = surrogate.encoding
         modules = list(surrogate.net)
@@ -262,6 +280,28 @@ class FastMLP:
             (self.adam.views[2 * i][2], self.adam.views[2 * i + 1][2])
             for i in range(len(self.layers))
         ]
+
+        numpy_ok = self.adam.param.device.type == "cpu" and self.adam.param.dtype in _NUMPY_DTYPES
+        if use_numpy and not numpy_ok:
+            raise ValueError(
+                "`use_numpy`=True needs float32 or float64 weights on the CPU, got "
+                f"{self.adam.param.dtype} on {self.adam.param.device}"
+            )
+        self.use_numpy = numpy_ok if use_numpy is None else use_numpy
+        # Each layer's (weight, weight transposed, bias, slope, weight gradient, bias gradient)
+        # as plain tensors that share the flat buffers. The slope is that of the leaky ReLU
+        # after the layer, for the last layer that of the output activation or None.
+        self.plain_layers: list[tuple[Any, ...]] = []
+        views = self.adam.views
+        for index, (_, _, slope) in enumerate(self.layers):
+            weight, weight_grad = views[2 * index][1:3]
+            bias, bias_grad = views[2 * index + 1][1:3]
+            if index == len(self.layers) - 1:
+                slope = self.output_slope
+            self.plain_layers.append((weight, weight.t(), bias, slope, weight_grad, bias_grad))
+        self._scratch: dict[int, _Scratch] = {}
+        # Set by the caller to the batch whose ``adam.valid()`` check it last passed.
+        self.checked_batch: object = None
 
     @staticmethod
     def supports(surrogate: nn.Module, optimizer: torch.optim.Optimizer) -> bool:
@@ -292,16 +332,103 @@ class FastMLP:
     def fit(self, inputs: torch.Tensor, targets: torch.Tensor, centered: bool, steps: int) -> None:
         """Run ``steps`` Adam updates of the mean squared error at ``inputs``, `(n, d)`.
 
-        With ``centered``, predictions and targets are compared after removing the
-        predictions' batch mean, as in ``ZeroGrads._fit``.
+        ``targets`` has shape `(n,)`, for any n >= 1. With ``centered``, predictions and targets
+        are compared after removing the predictions' batch mean, as in ``ZeroGrads._fit``.
         """
-        with torch.no_grad():
-            if self.encoding is not None:
+        if self.encoding is not None:
+            with torch.no_grad():
                 inputs = self.encoding(inputs)
+        if self.use_numpy:
+            self._fit_mixed(inputs.detach(), targets.detach().numpy(), centered, steps)
+            return
+        with torch.no_grad():
             count = targets.shape[0]
             inverse_count = torch.ones((), dtype=targets.dtype, device=targets.device) / count
             for _ in range(steps):
                 self._fit_step(inputs, targets, centered, count, inverse_count)
+
+    def _fit_mixed(
+        self, inputs: torch.Tensor, targets: np.ndarray, centered: bool, steps: int
+    ) -> None:
+        """``fit`` with torch's kernels where their results depend on the library.
+
+        Each step runs the operations of ``_fit_step`` in the same order, so the weights equal
+        autograd's bit for bit. Matrix products, sums and the leaky ReLU's backward stay in
+        torch. The leaky ReLU's forward and the loss gradient's elementwise ops run in numpy,
+        because single float operations round the same there and cost less per call.
+        """
+        count = inputs.shape[0]
+        scratch = self._scratch_for(count)
+        layers = self.plain_layers
+        last = len(layers) - 1
+        if layers[last][3] is None:
+            prediction_t = scratch.pre_activations_t[last].view(count)
+        else:
+            prediction_t = scratch.activations_t[last].view(count)
+        prediction = prediction_t.numpy()
+        gradient_rows = scratch.output_grad.reshape(count)
+        inverse_count = np.ones((), prediction.dtype) / count
+        for _ in range(steps):
+            self._forward_mixed(inputs, scratch, len(layers))
+
+            # Gradient of mean((p - mean(p) - t)²) in p as autograd forms it (see _fit_step).
+            if centered:
+                torch.mean(prediction_t, 0, out=scratch.mean_t)
+                np.subtract(prediction, scratch.mean, out=gradient_rows)
+                gradient_rows -= targets
+            else:
+                np.subtract(prediction, targets, out=gradient_rows)
+            gradient_rows *= 2.0
+            gradient_rows *= inverse_count
+            if centered:
+                torch.sum(scratch.output_grad_rows_t, 0, out=scratch.mean_t)
+                gradient_rows += -scratch.mean / count
+
+            # Backward: `gradient` enters each layer as the gradient in its activated output.
+            gradient = scratch.output_grad_t
+            for index in range(last, -1, -1):
+                weight, _, _, slope, weight_grad, bias_grad = layers[index]
+                if slope is not None:
+                    gradient = _leaky_relu_backward(
+                        gradient, scratch.pre_activations_t[index], slope, False
+                    )
+                layer_input = scratch.activations_t[index - 1] if index > 0 else inputs
+                torch.mm(gradient.t(), layer_input, out=weight_grad)
+                torch.sum(gradient, 0, out=bias_grad)
+                if index > 0:
+                    gradient = torch.mm(gradient, weight, out=scratch.input_grads_t[index - 1])
+            self.adam.step()
+
+    def _forward_mixed(self, inputs: torch.Tensor, scratch: _Scratch, count: int) -> None:
+        """Run the first ``count`` layers, writing their pre-activations and activations."""
+        layer_input = inputs
+        for index in range(count):
+            _, weight_t, bias, slope, _, _ = self.plain_layers[index]
+            pre_activation_t = scratch.pre_activations_t[index]
+            torch.addmm(bias, layer_input, weight_t, out=pre_activation_t)
+            if slope is None:
+                layer_input = pre_activation_t
+                continue
+            # leaky_relu(z) = z if z > 0 else z * slope. For a slope in [0, 1] that is
+            # max(z, z * slope), with the same product, so the same bits.
+            pre_activation, activation = scratch.pre_activations[index], scratch.activations[index]
+            np.multiply(pre_activation, slope, out=activation)
+            if 0.0 <= slope <= 1.0:
+                np.maximum(activation, pre_activation, out=activation)
+            else:
+                np.copyto(activation, pre_activation, where=pre_activation > 0)
+            layer_input = scratch.activations_t[index]
+
+    def _scratch_for(self, rows: int) -> _Scratch:
+        """Return the work buffers for ``rows`` input rows, kept for the last few row counts."""
+        scratch = self._scratch.get(rows)
+        if scratch is None:
+            if len(self._scratch) >= 4:
+                self._scratch.clear()
+            widths = [layer[0].shape[0] for layer in self.plain_layers]
+            scratch = _Scratch(rows, widths, self.plain_layers[0][0].dtype)
+            self._scratch[rows] = scratch
+        return scratch
 
     def _fit_step(
         self,
@@ -354,22 +481,66 @@ class FastMLP:
         """Return ∇_u Σ h(u) at ``inputs``, `(n, d)`, the surrogate's gradient in its input."""
         with torch.no_grad():
             encoded = self.encoding(inputs) if self.encoding is not None else inputs
-            _, pre_activations = self._forward(encoded)
-            gradient = torch.ones_like(pre_activations[-1])
-            if self.output_slope is not None:
-                gradient = _leaky_relu_backward(
-                    gradient, pre_activations[-1], self.output_slope, False
-                )
-            for index in range(len(self.layers) - 1, -1, -1):
-                gradient = gradient.mm(self.layers[index][0])
-                if index > 0:
-                    slope = self.layers[index - 1][2]
-                    gradient = _leaky_relu_backward(
-                        gradient, pre_activations[index - 1], slope, False
-                    )
+            if self.use_numpy:
+                gradient = self._input_gradient_mixed(encoded.detach())
+            else:
+                gradient = self._input_gradient_torch(encoded)
         if self.encoding is None:
             return gradient
         point = inputs.detach().requires_grad_(True)
         with torch.enable_grad():
             (result,) = torch.autograd.grad(self.encoding(point), point, gradient)
         return result
+
+    def _input_gradient_torch(self, encoded: torch.Tensor) -> torch.Tensor:
+        _, pre_activations = self._forward(encoded)
+        gradient = torch.ones_like(pre_activations[-1])
+        if self.output_slope is not None:
+            gradient = _leaky_relu_backward(gradient, pre_activations[-1], self.output_slope, False)
+        for index in range(len(self.layers) - 1, -1, -1):
+            gradient = gradient.mm(self.layers[index][0])
+            if index > 0:
+                slope = self.layers[index - 1][2]
+                gradient = _leaky_relu_backward(gradient, pre_activations[index - 1], slope, False)
+        return gradient
+
+    def _input_gradient_mixed(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``_input_gradient_torch`` with the forward pass of ``_fit_mixed``; the same bits."""
+        layers = self.plain_layers
+        last = len(layers) - 1
+        scratch = self._scratch_for(inputs.shape[0])
+        # The output layer's value matters only through an output activation.
+        self._forward_mixed(inputs, scratch, last + (layers[last][3] is not None))
+        scratch.output_grad.fill(1)
+        gradient = scratch.output_grad_t
+        for index in range(last, -1, -1):
+            weight, _, _, slope, _, _ = layers[index]
+            if slope is not None:
+                gradient = _leaky_relu_backward(
+                    gradient, scratch.pre_activations_t[index], slope, False
+                )
+            if index == 0:
+                # A new tensor: the caller keeps it.
+                return torch.mm(gradient, weight)
+            gradient = torch.mm(gradient, weight, out=scratch.input_grads_t[index - 1])
+        raise AssertionError("unreachable: the loop returns at the first layer")
+
+
+class _Scratch:
+    """Work buffers of ``FastMLP`` for one row count: torch tensors and numpy views of them."""
+
+    def __init__(self, rows: int, widths: list[int], dtype: torch.dtype) -> None:
+        # Each layer's output before and after its leaky ReLU.
+        self.pre_activations_t = [torch.empty(rows, width, dtype=dtype) for width in widths]
+        self.pre_activations = [t.numpy() for t in self.pre_activations_t]
+        self.activations_t = [torch.empty(rows, width, dtype=dtype) for width in widths]
+        self.activations = [t.numpy() for t in self.activations_t]
+        # The gradient in the input of each layer but the first.
+        self.input_grads_t = [torch.empty(rows, width, dtype=dtype) for width in widths[:-1]]
+        # The loss gradient in the prediction.
+        self.output_grad_t = torch.empty(rows, 1, dtype=dtype)
+        self.output_grad = self.output_grad_t.numpy()
+        self.output_grad_rows_t = self.output_grad_t.view(rows)
+        # A scalar for the batch mean and sum of the fit's loss gradient.
+        self.mean_t = torch.empty((), dtype=dtype)
+        self.mean = self.mean_t.numpy()

@@ -51,7 +51,5 @@ def make_optimizer(
         raise TypeError(f"`{name}` must be a torch optimizer class, got {short_repr(factory)}")
     optimizer = factory(params, lr=lr, **kwargs)
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(
-            f"`{name}` must build a torch.optim.Optimizer, got {short_repr(optimizer)}"
-        )
+        raise TypeError(f"`{name}` must build a torch.optim.Optimizer, got {short_repr(optimizer)}")
     return optimizer

@@ -23,13 +23,19 @@ def short_repr(value: Any, limit: int = 80) -> str:
     return text
 
 
-def check_positive_float(name: str, value: Any) -> float:
-    """Return ``value`` as a float after checking that it is a finite number > 0."""
+def check_positive_float(name: str, value: Any, *, allow_inf: bool = False) -> float:
+    """Return ``value`` as a float after checking that it is a number > 0.
+
+    The number must be finite unless ``allow_inf``.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a real number, got {short_repr(value)}")
     result = _to_float(value)
+    if allow_inf and result == math.inf:
+        return result
     if not np.isfinite(result) or result <= 0.0:
-        raise ValueError(f"`{name}` must be a finite number > 0, got {short_repr(value)}")
+        expected = "a number > 0 or math.inf" if allow_inf else "a finite number > 0"
+        raise ValueError(f"`{name}` must be {expected}, got {short_repr(value)}")
     return result
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,16 @@ class ZeroGrads:
         surrogate_lr: learning rate of the surrogate's Adam. Default 3e-3 (the paper's code
             uses 1e-3).
         surrogate_steps: Adam updates k_φ of the surrogate per iteration. Default 3.
+        replay: number of recent batches, the new one included, that each fit uses. Older
+            samples stay valid evaluations of f, so fitting on them lowers the noise of the
+            surrogate's gradient once θ moves slowly. 1 fits on the new batch only, as the paper
+            does. The buffer holds at most ``max(2B, min(d, 2**22 // d))`` points: about d
+            points determine a linear model, and more old points only add bias (at d = 10 any
+            replay made the end result worse, see ``docs/defaults.md``). Default 32.
+        replay_radius: a stored batch takes part in a fit only while θ is within
+            ``replay_radius * sigma * sqrt(d)`` (the typical length of a perturbation) of the θ
+            it was drawn around, so that samples from far away do not drag the surrogate.
+            ``math.inf`` keeps all of them. Default 0.5.
         antithetic: sample pairs θ ± ε. Default True.
         smoothing: active smoothing; query points are offset by t ~ N(0, (smoothing σ)² I).
             0 switches it off. Default 0.1.
@@ -129,6 +140,8 @@ class ZeroGrads:
         surrogate_kwargs: dict[str, Any] | None = None,
         surrogate_lr: float = 3e-3,
         surrogate_steps: int = 3,
+        replay: int = 32,
+        replay_radius: float = 0.5,
         surrogate_optimizer: OptimizerFactory | None = None,
         surrogate_optimizer_kwargs: dict[str, Any] | None = None,
         antithetic: bool = True,
@@ -149,6 +162,8 @@ class ZeroGrads:
         self._surrogate_lr = check_positive_float("surrogate_lr", surrogate_lr)
         self._surrogate_steps = check_int("surrogate_steps", surrogate_steps, 0)
         self._smoothing = check_nonnegative_float("smoothing", smoothing)
+        self._replay = check_int("replay", replay, 1)
+        self._replay_radius = check_positive_float("replay_radius", replay_radius, allow_inf=True)
         self._step_order = check_choice("step_order", step_order, STEP_ORDERS)
         self._max_nonfinite_iterations = check_int(
             "max_nonfinite_iterations", max_nonfinite_iterations, 1
@@ -228,6 +243,9 @@ class ZeroGrads:
         self._best_x = self._theta.detach().clone()
         self._best_fun = math.inf
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None  # (fit points, queries)
+        # Recent batches as (fit points, values, θ they were drawn around), oldest first.
+        self._replay_buffer: deque[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = deque()
+        self._replay_rows = max(2 * self._batch_size, min(dim, 2**22 // dim))
         self._external_theta = False
         self._last_gradient: torch.Tensor | None = None
         # Autograd-free fit and θ step for the built-in MLP with Adam, see zerograds._fast;
@@ -352,8 +370,9 @@ class ZeroGrads:
         self, fit_points: torch.Tensor, queries: torch.Tensor, values: torch.Tensor
     ) -> None:
         """Record the batch's values, fit the surrogate and step θ in the chosen order."""
-        finite = torch.isfinite(values)
-        n_bad = int((~finite).sum())
+        # `to_values` returns CPU tensors; numpy reads them without a torch call per check.
+        finite = np.isfinite(values.detach().cpu().numpy())
+        n_bad = values.numel() - int(np.count_nonzero(finite))
         self._nfev += values.numel()
         self._pending = None
         if n_bad:
@@ -376,11 +395,13 @@ class ZeroGrads:
             return
         self._nonfinite_streak = 0
         if n_bad:
-            fit_points, queries, values = fit_points[finite], queries[finite], values[finite]
+            kept = torch.from_numpy(finite)
+            fit_points, queries, values = fit_points[kept], queries[kept], values[kept]
 
-        best = int(torch.argmin(values))
-        if float(values[best]) < self._best_fun:
-            self._best_fun = float(values[best])
+        value_array = values.detach().cpu().numpy()
+        best = int(value_array.argmin())
+        if value_array[best] < self._best_fun:
+            self._best_fun = float(value_array[best])
             self._best_x = queries[best].detach().clone()
 
         # Only the "local" frame reads the center, after θ may have moved in place.
@@ -388,13 +409,39 @@ class ZeroGrads:
         if self._input_map.kind == "local":
             center = center.clone()
         targets = values.to(self._device, self._dtype)
+        self._remember(fit_points, targets)
         if self._step_order == "step_first":
             self._step()
-            self._fit(fit_points, targets, center)
+            self._fit(*self._replayed(), center)
         else:
-            self._fit(fit_points, targets, center)
+            self._fit(*self._replayed(), center)
             self._step()
         self._iteration += 1
+
+    def _remember(self, fit_points: torch.Tensor, values: torch.Tensor) -> None:
+        """Add a batch drawn around the current θ to the replay buffer."""
+        if self._replay == 1:
+            self._replay_buffer.clear()
+        self._replay_buffer.append((fit_points, values, self._theta.detach().clone()))
+        rows = sum(batch[0].shape[0] for batch in self._replay_buffer)
+        while len(self._replay_buffer) > self._replay or (
+            len(self._replay_buffer) > 1 and rows > self._replay_rows
+        ):
+            rows -= self._replay_buffer.popleft()[0].shape[0]
+
+    def _replayed(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the points and values of the stored batches drawn near the current θ."""
+        if len(self._replay_buffer) == 1:
+            return self._replay_buffer[0][0], self._replay_buffer[0][1]
+        theta = self._theta.detach()
+        radius = self._replay_radius * self._sigma * math.sqrt(self._dim)
+        anchors = torch.stack([batch[2] for batch in self._replay_buffer])
+        near = (torch.linalg.vector_norm(anchors - theta, dim=1) <= radius).tolist()
+        near[-1] = True  # the newest batch always takes part
+        used = [batch for batch, keep in zip(self._replay_buffer, near, strict=True) if keep]
+        if len(used) == 1:
+            return used[0][0], used[0][1]
+        return torch.cat([batch[0] for batch in used]), torch.cat([batch[1] for batch in used])
 
     def _fit(self, fit_points: torch.Tensor, values: torch.Tensor, center: torch.Tensor) -> None:
         """Fit h_φ to ``values`` at ``fit_points`` with k_φ Adam updates of the MSE."""
@@ -441,9 +488,15 @@ class ZeroGrads:
         """Return ∇_θ h_φ(θ) in the user's units, `(d,)`."""
         fast = self._fast_mlp()
         if fast is not None:
-            inputs = self._input_map(theta.detach().unsqueeze(0))
-            gradient = (fast.input_gradient(inputs) / self._input_map.scale).squeeze(0)
-            return gradient * self._value_scale
+            point = theta.detach().unsqueeze(0)
+            if self._input_map.kind == "none":
+                # The map is the identity bit for bit (x - 0 == x, x / 1 == x), so skip it.
+                gradient = fast.input_gradient(point)
+            else:
+                inputs = self._input_map(point)
+                gradient = fast.input_gradient(inputs) / self._input_map.scale
+            # A new tensor, so scaling it in place is safe.
+            return gradient.squeeze(0).mul_(self._value_scale)
         point = theta.detach().clone().requires_grad_(True)
         with torch.enable_grad():
             output = self._surrogate(self._input_map(point.unsqueeze(0))).sum()
@@ -457,7 +510,11 @@ class ZeroGrads:
             return
         for _ in range(self._theta_steps):
             gradient = self._surrogate_gradient(self._theta)
-            if not bool(torch.isfinite(gradient).all()):
+            if gradient.device.type == "cpu" and gradient.dtype in (torch.float32, torch.float64):
+                finite = bool(np.isfinite(gradient.detach().numpy()).all())
+            else:
+                finite = bool(torch.isfinite(gradient).all())
+            if not finite:
                 warnings.warn(
                     f"skipped the θ step at iteration {self._iteration}: the surrogate's "
                     "gradient is not finite; lower `surrogate_lr` or `lr`",
@@ -481,7 +538,11 @@ class ZeroGrads:
     def _fast_mlp(self) -> FastMLP | None:
         """Return the autograd-free trainer of the surrogate, or None where it does not apply."""
         fast = self._fast
-        if fast is not None and fast.adam.valid():
+        # Nothing outside this class runs between the calls within one tell, so one check of
+        # the layout per batch (nfev and iteration identify it) is enough.
+        batch = (self._nfev, self._iteration)
+        if fast is not None and (fast.checked_batch == batch or fast.adam.valid()):
+            fast.checked_batch = batch
             return fast
         self._fast = None
         if self._fast_path and FastMLP.supports(self._surrogate, self._surrogate_optimizer):
