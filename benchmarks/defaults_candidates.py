@@ -5,7 +5,7 @@ diagonal through their optimum, the other problems have an optimum drawn per coo
 Prints a Markdown table of the final f(θ) - f* after each problem's budget, per seed.
 
 Usage:
-    python benchmarks/defaults_candidates.py [--seeds 0 1 2]
+    python benchmarks/defaults_candidates.py [--seeds 0 1 2] [--only TEXT] [--exact-adam]
 """
 
 from __future__ import annotations
@@ -102,14 +102,39 @@ SETTINGS: dict[str, dict[str, object]] = {
 }
 
 
+def exact_gradient_adam(optimum: float, steps: int = 1000) -> None:
+    """Print f along Adam (lr 0.5) fed the exact gradient of the d = 1000 sphere from 100·1.
+
+    Every coordinate follows the same path, so one coordinate stands for all 1000.
+    """
+    x = torch.tensor([100.0], requires_grad=True)
+    adam = torch.optim.Adam([x], lr=0.5)
+    marks = []
+    for step in range(1, steps + 1):
+        x.grad = 2.0 * (x.detach() - optimum)
+        adam.step()
+        if step % 100 == 0 or step == steps:
+            marks.append(f"{step}: {1000 * float(x.detach()[0] - optimum) ** 2:.3g}")
+    print(f"exact-gradient Adam, optimum {optimum}·1, f after step  " + ", ".join(marks))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds to run")
     parser.add_argument(
         "--only", default=None, help="run only the settings whose name contains this text"
     )
+    parser.add_argument(
+        "--exact-adam",
+        action="store_true",
+        help="only print the d = 1000 spheres' f along Adam fed the exact gradient",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.exact_adam:
+        exact_gradient_adam(30.0)
+        exact_gradient_adam(-50.0)
+        return
 
     print(f"final f(θ) - f*, seeds {args.seeds}\n")
     print("| setting | " + " | ".join(PROBLEMS) + " |")
