@@ -93,9 +93,7 @@ def test_theta_not_in_surrogate_optimizer() -> None:
     opt = zg.ZeroGrads(torch.full((6,), 4.0), sigma=0.5, seed=0)
     theta = opt._theta
 
-    surrogate_params = [
-        p for group in opt._surrogate_optimizer.param_groups for p in group["params"]
-    ]
+    surrogate_params = [p for group in opt._model.optimizer.param_groups for p in group["params"]]
     assert all(p is not theta for p in surrogate_params)
     assert {id(p) for p in surrogate_params} == {id(p) for p in opt.surrogate.parameters()}
 
@@ -359,7 +357,7 @@ def test_state_dict_does_not_alias_live_tensors() -> None:
 
     live = [opt._theta, opt._best_x, *opt.surrogate.parameters()]
     live += state_tensors(opt.optimizer.state_dict()["state"])
-    live += state_tensors(opt._surrogate_optimizer.state_dict()["state"])
+    live += state_tensors(opt._model.optimizer.state_dict()["state"])
     live += state_tensors(opt._pending)
     live_pointers = {t.untyped_storage().data_ptr() for t in live}
     for tensor in state_tensors(state):

@@ -41,15 +41,15 @@ def trajectory(
 ) -> torch.Tensor:
     optimum = torch.linspace(-1.0, 2.0, 12, device=device)
     opt = zg.ZeroGrads(torch.full((12,), 3.0, device=device), sigma=0.5, seed=1, **options)
-    opt._fast_path = fast
+    opt._model.fast_path = fast
     if fast and use_numpy is not None:
-        opt._fast = FastMLP(opt.surrogate, opt._surrogate_optimizer, use_numpy=use_numpy)
+        opt._model.fast = FastMLP(opt.surrogate, opt._model.optimizer, use_numpy=use_numpy)
     thetas = []
     for _ in range(steps):
         points = opt.ask()
         opt.tell(points, ((points - optimum) ** 2).sum(dim=1) + points.abs().sum(dim=1))
         thetas.append(opt.x)
-    assert (opt._fast is not None) == fast
+    assert (opt._model.fast is not None) == fast
     return torch.stack(thetas)
 
 

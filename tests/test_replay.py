@@ -37,7 +37,7 @@ def test_buffer_keeps_at_most_replay_batches() -> None:
 
 
 def test_buffer_rows_capped_by_memory() -> None:
-    dim = 2**18  # the cap is max(2B, min(d, 2**22 // d)) = 16 points, four batches of 4
+    dim = 2**16  # the cap is max(2B, min(d, 2**20 // d)) = 16 points, four batches of 4
     opt = zg.ZeroGrads(
         torch.zeros(dim), sigma=0.1, batch_size=2, seed=0, surrogate=nn.Linear(dim, 1)
     )

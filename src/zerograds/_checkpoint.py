@@ -24,12 +24,12 @@ def collect_state(opt: ZeroGrads) -> dict[str, Any]:
             "seed": opt._seed,
             "theta": opt._theta.detach(),
             "optimizer": opt._optimizer.state_dict(),
-            "surrogate": opt._surrogate.state_dict(),
-            "surrogate_optimizer": opt._surrogate_optimizer.state_dict(),
+            "surrogate": opt._model.network.state_dict(),
+            "surrogate_optimizer": opt._model.optimizer.state_dict(),
             "generator": opt._generator.get_state(),
-            "input_center": opt._input_map.center,
-            "value_scale": opt._value_scale,
-            "running_scale": opt._running_scale.scale,
+            "input_center": opt._model.input_map.center,
+            "value_scale": opt._model.value_scale,
+            "running_scale": opt._model.running_scale.scale,
             "pending": opt._pending,
             "replay": list(opt._replay_buffer),
             "nfev": opt._nfev,
@@ -66,16 +66,15 @@ def restore_state(opt: ZeroGrads, state: dict[str, Any]) -> None:
     with torch.no_grad():
         opt._theta.copy_(state["theta"])
     opt._optimizer.load_state_dict(state["optimizer"])
-    opt._surrogate.load_state_dict(state["surrogate"])
-    opt._surrogate_optimizer.load_state_dict(state["surrogate_optimizer"])
+    opt._model.network.load_state_dict(state["surrogate"])
+    opt._model.optimizer.load_state_dict(state["surrogate_optimizer"])
     opt._generator.set_state(state["generator"])
-    opt._input_map.center = state["input_center"].to(opt._device, opt._dtype)
-    opt._value_scale = float(state["value_scale"])
-    opt._running_scale.scale = float(state["running_scale"])
+    opt._model.input_map.center = state["input_center"].to(opt._device, opt._dtype)
+    opt._model.value_scale = float(state["value_scale"])
+    opt._model.running_scale.scale = float(state["running_scale"])
     pending = state["pending"]
     opt._pending = None if pending is None else (pending[0], pending[1])
-    opt._replay_buffer.clear()
-    opt._replay_buffer.extend(
+    opt._replay_buffer.replace(
         tuple(t.to(opt._device, opt._dtype) for t in batch) for batch in state["replay"]
     )
     opt._seed = int(state["seed"])

@@ -3,9 +3,10 @@
 ``Evaluator`` converts the optimizer's `(n, d)` tensors into the array type the user works with
 (numpy arrays, or tensors of x0's dtype and device), calls the objective through a backend of
 ``zerograds.parallel`` (in this process, on a pool or on an executor) and checks what comes
-back. A ``FailurePolicy`` decides what happens to an exception, a timeout or a non-finite value:
-under ``"raise"`` (the default for exceptions) the exception propagates unchanged, with the point
-that caused it and the values already computed for the batch attached (see ``attach_point``).
+back. A ``FailurePolicy`` (see ``zerograds._failure_policy``) decides what happens to an
+exception, a timeout or a non-finite value: under ``"raise"`` (the default for exceptions) the
+exception propagates unchanged, with the point that caused it and the values already computed
+for the batch attached (see ``attach_point``).
 A ``Journal`` records each evaluation and returns the ones already made when a run resumes.
 """
 
@@ -14,28 +15,24 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import numbers
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from ._validation import check_choice, check_positive_float, short_repr, to_values
-from .exceptions import EvaluationTimeoutError, NonFiniteObjectiveError
-from .parallel import (
-    ERROR,
-    INVALID,
-    LOST,
-    OK,
-    TIMEOUT,
-    Backend,
-    Outcome,
-    call_with_timeout,
-    make_backend,
+from ._failure_policy import (
+    STATUS_NONFINITE,
+    STATUS_OK,
+    Evaluation,
+    FailureCounts,
+    FailurePolicy,
 )
+from ._validation import short_repr, to_values
+from ._worker import ERROR, INVALID, LOST, OK, TIMEOUT, Outcome, call_with_timeout
+from .exceptions import EvaluationTimeoutError, NonFiniteObjectiveError
+from .parallel import Backend, make_backend
 
 logger = logging.getLogger(__name__)
 
@@ -88,114 +85,9 @@ class ArrayConverter:
         return user
 
 
-POLICIES = ("raise", "skip", "penalty")
-
-# Longest accepted ``timeout`` in seconds (about 3 years); the timers used to enforce it
-# (``signal.setitimer``, ``Thread.join``) overflow near 9e9 seconds on 64-bit Linux.
-MAX_TIMEOUT = 1e8
-
-# Evaluation statuses as recorded in results and run databases.
-STATUS_OK, STATUS_NONFINITE = "ok", "nonfinite"
-
 # Failures logged at WARNING before the rest go to DEBUG, so a failing objective does not
 # flood the log; the totals are in ``FailureCounts`` and the result.
 _LOGGED_FAILURES = 10
-
-
-@dataclass(frozen=True)
-class FailurePolicy:
-    """Failure policy: the handling of a failed evaluation.
-
-    Attributes:
-        on_error: for an exception raised by ``fun``, a timeout or a worker that died too
-            often: ``"raise"`` propagates it, ``"skip"`` drops the point from the batch,
-            ``"penalty"`` uses ``penalty`` as its value.
-        on_nonfinite: the same choice for a NaN or infinite value. ``"skip"`` drops it, as the
-            optimizer does with every non-finite value.
-        penalty: finite value assigned under a ``"penalty"`` policy.
-        timeout: seconds one evaluation may take; ``None`` for no limit.
-    """
-
-    on_error: str = "raise"
-    on_nonfinite: str = "skip"
-    penalty: float | None = None
-    timeout: float | None = None
-
-    def __post_init__(self) -> None:
-        check_choice("on_error", self.on_error, POLICIES)
-        check_choice("on_nonfinite", self.on_nonfinite, POLICIES)
-        uses_penalty = "penalty" in (self.on_error, self.on_nonfinite)
-        if self.penalty is None and uses_penalty:
-            raise ValueError(
-                "`penalty` must be a finite number when on_error or on_nonfinite is 'penalty', "
-                "got None"
-            )
-        if self.penalty is not None:
-            if not uses_penalty:
-                raise ValueError(
-                    "`penalty` applies only with on_error='penalty' or on_nonfinite='penalty', "
-                    f"got penalty={short_repr(self.penalty)} with on_error={self.on_error!r} "
-                    f"and on_nonfinite={self.on_nonfinite!r}"
-                )
-            if isinstance(self.penalty, bool) or not isinstance(self.penalty, numbers.Real):
-                raise TypeError(f"`penalty` must be a real number, got {short_repr(self.penalty)}")
-            if not math.isfinite(float(self.penalty)):
-                raise ValueError(f"`penalty` must be finite, got {short_repr(self.penalty)}")
-        if self.timeout is not None:
-            timeout = check_positive_float("timeout", self.timeout)
-            if timeout > MAX_TIMEOUT:
-                raise ValueError(
-                    f"`timeout` must be at most {MAX_TIMEOUT:.0e} seconds, got {timeout!r}; "
-                    "pass None for no limit"
-                )
-
-
-@dataclass
-class FailureCounts:
-    """Counts of failed evaluations and of what was done with them.
-
-    Attributes:
-        errors: calls in which ``fun`` raised.
-        timeouts: calls that exceeded ``timeout``.
-        lost: points whose worker died on every retry.
-        nonfinite: calls that returned NaN or ±inf.
-        skipped: errors, timeouts and lost points dropped from their batch.
-        penalized: values replaced by ``penalty``.
-        retries: submissions of a point again after its worker died.
-    """
-
-    errors: int = 0
-    timeouts: int = 0
-    lost: int = 0
-    nonfinite: int = 0
-    skipped: int = 0
-    penalized: int = 0
-    retries: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        """Return the counts as a plain dict."""
-        return dict(vars(self))
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """One evaluation after the failure policy was applied.
-
-    Attributes:
-        status: ``"ok"``, ``"nonfinite"``, ``"error"``, ``"timeout"`` or ``"lost"``.
-        raw: the value ``fun`` returned; NaN when it returned none.
-        value: the value passed to the optimizer; NaN when the point was skipped.
-        action: ``"used"``, ``"skipped"``, ``"penalized"`` or ``"raised"``.
-        error: type and message of the error, if any.
-        seconds: wall-clock seconds of the call.
-    """
-
-    status: str
-    raw: float
-    value: float
-    action: str
-    error: str | None
-    seconds: float
 
 
 class Journal(Protocol):

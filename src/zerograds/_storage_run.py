@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ._evaluation import Evaluation
+from ._failure_policy import Evaluation
 from ._storage_schema import _connect, _evaluation_row
 
 if TYPE_CHECKING:

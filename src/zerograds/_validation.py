@@ -173,6 +173,34 @@ def check_inside_bounds(x0: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | 
         )
 
 
+def check_tell_points(points: Any, queries: torch.Tensor, sigma: float) -> None:
+    """Raise ``ValueError`` when the ``points`` passed to ``tell`` are not the asked ``queries``.
+
+    Points within float rounding of the queries (``rtol=1e-5``, ``atol=1e-6 * sigma``) pass.
+    """
+    if isinstance(points, torch.Tensor):
+        told = points.detach().to(queries.device, queries.dtype)
+    else:
+        told = torch.as_tensor(to_float_array("points", points), device=queries.device).to(
+            queries.dtype
+        )
+    if told.shape != queries.shape:
+        raise ValueError(
+            f"`points` must be the {tuple(queries.shape)} array returned by ask(), "
+            f"got shape {tuple(told.shape)}"
+        )
+    # torch.equal is the cheaper check and passes for the tensor that ask() returned.
+    if not torch.equal(told, queries) and not torch.allclose(
+        told, queries, rtol=1e-5, atol=1e-6 * sigma
+    ):
+        difference = float((told - queries).abs().max())
+        raise ValueError(
+            "`points` must be the points returned by the last ask(), got points that "
+            f"differ by up to {difference:.3g}; tell() needs the values at exactly those "
+            "points"
+        )
+
+
 def _each_must_be(name: str) -> str:
     """Return the start of an error message about one value from ``fun`` or ``tell``."""
     return "`fun` must return" if name == "fun" else f"each entry of `{name}` must be"

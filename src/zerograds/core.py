@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections import deque
 from typing import Any
 
 import numpy as np
@@ -26,8 +25,11 @@ import torch
 from torch import nn
 
 from ._checkpoint import collect_state, restore_state
-from ._fast import FastMLP, adam_step
+from ._fast_adam import adam_step
+from ._local_surrogate import LocalSurrogate
 from ._optimizers import OptimizerFactory, make_optimizer
+from ._replay import ReplayBuffer
+from ._sampling import Sampler
 from ._validation import (
     check_bounds,
     check_choice,
@@ -35,19 +37,13 @@ from ._validation import (
     check_int,
     check_nonnegative_float,
     check_positive_float,
+    check_tell_points,
     check_x0,
     short_repr,
-    to_float_array,
     to_values,
 )
 from .exceptions import NonFiniteObjectiveError, NumericsWarning
-from .normalization import (
-    INPUT_NORMALIZATIONS,
-    VALUE_NORMALIZATIONS,
-    InputMap,
-    ValueScale,
-    normalize_values,
-)
+from .normalization import INPUT_NORMALIZATIONS, VALUE_NORMALIZATIONS, InputMap
 from .surrogate import build_surrogate
 
 STEP_ORDERS = ("fit_first", "step_first")
@@ -84,9 +80,10 @@ class ZeroGrads:
         replay: number of recent batches, the new one included, that each fit uses. Older
             samples stay valid evaluations of f, so fitting on them lowers the noise of the
             surrogate's gradient once θ moves slowly. 1 fits on the new batch only, as the paper
-            does. The buffer holds at most ``max(2B, min(d, 2**22 // d))`` points: about d
+            does. The buffer holds at most ``max(2B, min(d, 2**20 // d))`` points. About d
             points determine a linear model, and more old points only add bias (at d = 10 any
-            replay made the end result worse, see ``docs/defaults.md``). Default 32.
+            replay made the end result worse, see ``docs/defaults.md``). The 2**20 values
+            (4 MiB in float32) bound the fit's cost at large d. Default 32.
         replay_radius: a stored batch takes part in a fit only while θ is within
             ``replay_radius * sigma * sqrt(d)`` (the typical length of a perturbation) of the θ
             it was drawn around, so that samples from far away do not drag the surrogate.
@@ -204,33 +201,44 @@ class ZeroGrads:
         self._seed = check_int("seed", seed, 0)
         self._generator = torch.Generator(device=self._device)
         self._generator.manual_seed(self._seed)
+        self._sampler = Sampler(
+            self._generator,
+            self._batch_size,
+            dim,
+            self._sigma,
+            self._antithetic,
+            self._smoothing,
+            self._bounds,
+            self._device,
+            dtype,
+        )
 
         # θ is a leaf tensor owned by the θ optimizer; the surrogate's gradient is written
         # into θ.grad before each step.
         self._theta = torch.tensor(x0_array, device=self._device, dtype=dtype, requires_grad=True)
-        self._input_map = InputMap(
+        input_map = InputMap(
             input_normalization, self._sigma, dim, self._bounds, self._device, dtype
         )
-        self._input_map.recenter(self._theta)
+        input_map.recenter(self._theta)
         if input_normalization == "start":
-            self._input_map.center = self._theta.detach().clone()
+            input_map.center = self._theta.detach().clone()
 
         # The surrogate is initialized from a generator derived from the seed, so the global
         # torch RNG is neither read nor advanced.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._seed + 1)
-            self._surrogate = build_surrogate(surrogate, dim, **dict(surrogate_kwargs or {}))
-        self._surrogate.to(self._device, dtype)
-        self._surrogate_optimizer = make_optimizer(
+            network = build_surrogate(surrogate, dim, **dict(surrogate_kwargs or {}))
+        network.to(self._device, dtype)
+        network_optimizer = make_optimizer(
             "surrogate_optimizer",
             surrogate_optimizer,
             surrogate_optimizer_kwargs,
-            list(self._surrogate.parameters()),
+            list(network.parameters()),
             self._surrogate_lr,
         )
-        self._value_scale = 1.0
-        self._running_scale = ValueScale()
-        self._exact_recenter = True
+        self._model = LocalSurrogate(
+            network, network_optimizer, input_map, self._value_normalization, self._surrogate_steps
+        )
 
         self._optimizer = make_optimizer(
             "optimizer", optimizer, optimizer_kwargs, [self._theta], self._lr
@@ -243,15 +251,13 @@ class ZeroGrads:
         self._best_x = self._theta.detach().clone()
         self._best_fun = math.inf
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None  # (fit points, queries)
-        # Recent batches as (fit points, values, θ they were drawn around), oldest first.
-        self._replay_buffer: deque[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = deque()
-        self._replay_rows = max(2 * self._batch_size, min(dim, 2**22 // dim))
+        self._replay_buffer = ReplayBuffer(
+            self._replay,
+            max(2 * self._batch_size, min(dim, 2**20 // dim)),
+            self._replay_radius * self._sigma * math.sqrt(dim),
+        )
         self._external_theta = False
         self._last_gradient: torch.Tensor | None = None
-        # Autograd-free fit and θ step for the built-in MLP with Adam, see zerograds._fast;
-        # False switches it off.
-        self._fast_path = True
-        self._fast: FastMLP | None = None
 
     # ------------------------------------------------------------------ read-only state
     @property
@@ -307,7 +313,7 @@ class ZeroGrads:
     @property
     def surrogate(self) -> nn.Module:
         """The surrogate network h_φ (its input is the normalized θ)."""
-        return self._surrogate
+        return self._model.network
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -322,7 +328,7 @@ class ZeroGrads:
         Until ``tell`` is called, ``ask`` returns the same points again.
         """
         if self._pending is None:
-            self._pending = self._sample(self._theta.detach())
+            self._pending = self._sampler.sample(self._theta.detach())
         return self._pending[1].clone()
 
     def tell(self, points: Any, values: Any) -> None:
@@ -342,30 +348,11 @@ class ZeroGrads:
         if self._pending is None:
             raise RuntimeError("tell() was called without a pending ask(); call ask() first")
         fit_points, queries = self._pending
-        self._check_told_points(points, queries)
+        check_tell_points(points, queries, self._sigma)
         y = to_values(values, queries.shape[0], "values")
         self._tell_values(fit_points, queries, y)
 
     # ------------------------------------------------------------------ algorithm steps
-    def _sample(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw one batch around ``theta``: fit points x_i and query points x_i - t_i."""
-        shape = (self._batch_size, self._dim)
-        if self._antithetic:
-            eps = self._randn(shape) * self._sigma
-            fit_points = torch.cat([theta + eps, theta - eps])
-        else:
-            fit_points = theta + self._randn((2 * self._batch_size, self._dim)) * self._sigma
-
-        # Active smoothing: one sample of the Gaussian blur of f at x_i. The surrogate is
-        # fitted at x_i, so it learns the blurred objective.
-        queries = fit_points
-        if self._smoothing > 0.0:
-            offsets = self._randn(fit_points.shape) * (self._smoothing * self._sigma)
-            queries = fit_points - offsets
-        if self._bounds is not None:
-            queries = torch.clamp(queries, *self._bounds)
-        return fit_points, queries
-
     def _tell_values(
         self, fit_points: torch.Tensor, queries: torch.Tensor, values: torch.Tensor
     ) -> None:
@@ -406,102 +393,27 @@ class ZeroGrads:
 
         # Only the "local" frame reads the center, after θ may have moved in place.
         center = self._theta.detach()
-        if self._input_map.kind == "local":
+        if self._model.input_map.kind == "local":
             center = center.clone()
         targets = values.to(self._device, self._dtype)
-        self._remember(fit_points, targets)
+        self._replay_buffer.add(fit_points, targets, self._theta.detach().clone())
         if self._step_order == "step_first":
             self._step()
-            self._fit(*self._replayed(), center)
+            self._fit(*self._replay_buffer.select(self._theta.detach()), center)
         else:
-            self._fit(*self._replayed(), center)
+            self._fit(*self._replay_buffer.select(self._theta.detach()), center)
             self._step()
         self._iteration += 1
 
-    def _remember(self, fit_points: torch.Tensor, values: torch.Tensor) -> None:
-        """Add a batch drawn around the current θ to the replay buffer."""
-        if self._replay == 1:
-            self._replay_buffer.clear()
-        self._replay_buffer.append((fit_points, values, self._theta.detach().clone()))
-        rows = sum(batch[0].shape[0] for batch in self._replay_buffer)
-        while len(self._replay_buffer) > self._replay or (
-            len(self._replay_buffer) > 1 and rows > self._replay_rows
-        ):
-            rows -= self._replay_buffer.popleft()[0].shape[0]
-
-    def _replayed(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the points and values of the stored batches drawn near the current θ."""
-        if len(self._replay_buffer) == 1:
-            return self._replay_buffer[0][0], self._replay_buffer[0][1]
-        theta = self._theta.detach()
-        radius = self._replay_radius * self._sigma * math.sqrt(self._dim)
-        anchors = torch.stack([batch[2] for batch in self._replay_buffer])
-        near = (torch.linalg.vector_norm(anchors - theta, dim=1) <= radius).tolist()
-        near[-1] = True  # the newest batch always takes part
-        used = [batch for batch, keep in zip(self._replay_buffer, near, strict=True) if keep]
-        if len(used) == 1:
-            return used[0][0], used[0][1]
-        return torch.cat([batch[0] for batch in used]), torch.cat([batch[1] for batch in used])
-
     def _fit(self, fit_points: torch.Tensor, values: torch.Tensor, center: torch.Tensor) -> None:
         """Fit h_φ to ``values`` at ``fit_points`` with k_φ Adam updates of the MSE."""
-        centered = self._value_normalization == "running"
-        if centered:
-            previous = self._running_scale.scale
-            scale = self._running_scale.update(values)
-            targets = (values - values.mean()) / scale
-            # Keep h_φ's function in the user's units when the running scale moves.
-            if previous > 0.0 and hasattr(self._surrogate, "scale_output"):
-                self._surrogate.scale_output(previous / scale)
-        else:
-            targets, scale = normalize_values(values, self._value_normalization)
-        self._recenter(center)
-        self._value_scale = scale
-        inputs = self._input_map(fit_points)
-        fast = self._fast_mlp()
-        if fast is not None:
-            fast.fit(inputs, targets, centered, self._surrogate_steps)
-            return
-        for _ in range(self._surrogate_steps):
-            self._surrogate_optimizer.zero_grad(set_to_none=True)
-            prediction = self._surrogate(inputs).reshape(-1)
-            if centered:
-                prediction = prediction - prediction.mean()
-            loss = torch.mean((prediction - targets) ** 2)
-            loss.backward()
-            self._surrogate_optimizer.step()
-
-    def _recenter(self, center: torch.Tensor) -> None:
-        """Move the input frame's origin to ``center``.
-
-        With ``"local"`` normalization the surrogate absorbs the shift, so that an MLP
-        keeps modelling the same function of x while its inputs stay O(1) around θ.
-        """
-        if self._input_map.kind != "local":
-            return
-        delta = (center - self._input_map.center) / self._input_map.scale
-        if self._exact_recenter and hasattr(self._surrogate, "shift_input"):
-            self._surrogate.shift_input(delta)
-        self._input_map.recenter(center)
+        self._model.fit(fit_points, values, center, (self._nfev, self._iteration))
 
     def _surrogate_gradient(self, theta: torch.Tensor) -> torch.Tensor:
         """Return ∇_θ h_φ(θ) in the user's units, `(d,)`."""
-        fast = self._fast_mlp()
-        if fast is not None:
-            point = theta.detach().unsqueeze(0)
-            if self._input_map.kind == "none":
-                # The map is the identity bit for bit (x - 0 == x, x / 1 == x), so skip it.
-                gradient = fast.input_gradient(point)
-            else:
-                inputs = self._input_map(point)
-                gradient = fast.input_gradient(inputs) / self._input_map.scale
-            # A new tensor, so scaling it in place is safe.
-            return gradient.squeeze(0).mul_(self._value_scale)
-        point = theta.detach().clone().requires_grad_(True)
-        with torch.enable_grad():
-            output = self._surrogate(self._input_map(point.unsqueeze(0))).sum()
-            (gradient,) = torch.autograd.grad(output, point)
-        return gradient * self._value_scale
+        # Nothing outside this class runs between the calls within one tell, so nfev and
+        # iteration identify the batch whose fast-path layout was checked.
+        return self._model.gradient(theta, (self._nfev, self._iteration))
 
     def _step(self) -> None:
         """Take k_θ optimizer steps on θ along the surrogate's gradient."""
@@ -522,7 +434,7 @@ class ZeroGrads:
                     stacklevel=4,
                 )
                 return
-            if self._fast_path:
+            if self._model.fast_path:
                 self._theta.grad = gradient
                 stepped = adam_step(self._optimizer, self._theta, gradient)
             else:
@@ -534,46 +446,6 @@ class ZeroGrads:
             if self._bounds is not None:
                 with torch.no_grad():
                     self._theta.clamp_(*self._bounds)
-
-    def _fast_mlp(self) -> FastMLP | None:
-        """Return the autograd-free trainer of the surrogate, or None where it does not apply."""
-        fast = self._fast
-        # Nothing outside this class runs between the calls within one tell, so one check of
-        # the layout per batch (nfev and iteration identify it) is enough.
-        batch = (self._nfev, self._iteration)
-        if fast is not None and (fast.checked_batch == batch or fast.adam.valid()):
-            fast.checked_batch = batch
-            return fast
-        self._fast = None
-        if self._fast_path and FastMLP.supports(self._surrogate, self._surrogate_optimizer):
-            self._fast = FastMLP(self._surrogate, self._surrogate_optimizer)
-        return self._fast
-
-    def _randn(self, shape: tuple[int, ...]) -> torch.Tensor:
-        return torch.randn(shape, generator=self._generator, device=self._device, dtype=self._dtype)
-
-    def _check_told_points(self, points: Any, queries: torch.Tensor) -> None:
-        if isinstance(points, torch.Tensor):
-            told = points.detach().to(queries.device, queries.dtype)
-        else:
-            told = torch.as_tensor(to_float_array("points", points), device=queries.device).to(
-                queries.dtype
-            )
-        if told.shape != queries.shape:
-            raise ValueError(
-                f"`points` must be the {tuple(queries.shape)} array returned by ask(), "
-                f"got shape {tuple(told.shape)}"
-            )
-        # torch.equal is the cheaper check and passes for the tensor that ask() returned.
-        if not torch.equal(told, queries) and not torch.allclose(
-            told, queries, rtol=1e-5, atol=1e-6 * self._sigma
-        ):
-            difference = float((told - queries).abs().max())
-            raise ValueError(
-                "`points` must be the points returned by the last ask(), got points that "
-                f"differ by up to {difference:.3g}; tell() needs the values at exactly those "
-                "points"
-            )
 
     def _set_theta(self, theta: torch.Tensor) -> None:
         """Replace θ, for callers that move θ themselves (``BlackBox``)."""
@@ -597,4 +469,4 @@ class ZeroGrads:
             ValueError: the state is malformed or belongs to a problem of another dimension.
         """
         restore_state(self, state)
-        self._fast = None
+        self._model.fast = None

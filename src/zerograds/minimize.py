@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._evaluation import ArrayConverter, Evaluation, Evaluator, FailurePolicy
+from ._evaluation import ArrayConverter, Evaluator
+from ._failure_policy import Evaluation, FailurePolicy
 from ._validation import check_int, short_repr
 from .core import ZeroGrads
 from .exceptions import NumericsWarning

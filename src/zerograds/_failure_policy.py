@@ -1,0 +1,119 @@
+"""What to do with a failed evaluation, and the record of each evaluation.
+
+``FailurePolicy`` is the user's choice for errors, timeouts and non-finite values,
+``FailureCounts`` counts what happened under it, and ``Evaluation`` records one evaluation as
+results and run databases store it. ``zerograds._evaluation.Evaluator`` applies the policy.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+from ._validation import check_choice, check_positive_float, short_repr
+
+POLICIES = ("raise", "skip", "penalty")
+
+# Longest accepted ``timeout`` in seconds (about 3 years); the timers used to enforce it
+# (``signal.setitimer``, ``Thread.join``) overflow near 9e9 seconds on 64-bit Linux.
+MAX_TIMEOUT = 1e8
+
+# Evaluation statuses as recorded in results and run databases.
+STATUS_OK, STATUS_NONFINITE = "ok", "nonfinite"
+
+
+@dataclass(frozen=True)
+class FailurePolicy:
+    """Failure policy: the handling of a failed evaluation.
+
+    Attributes:
+        on_error: for an exception raised by ``fun``, a timeout or a worker that died too
+            often: ``"raise"`` propagates it, ``"skip"`` drops the point from the batch,
+            ``"penalty"`` uses ``penalty`` as its value.
+        on_nonfinite: the same choice for a NaN or infinite value. ``"skip"`` drops it, as the
+            optimizer does with every non-finite value.
+        penalty: finite value assigned under a ``"penalty"`` policy.
+        timeout: seconds one evaluation may take; ``None`` for no limit.
+    """
+
+    on_error: str = "raise"
+    on_nonfinite: str = "skip"
+    penalty: float | None = None
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("on_error", self.on_error, POLICIES)
+        check_choice("on_nonfinite", self.on_nonfinite, POLICIES)
+        uses_penalty = "penalty" in (self.on_error, self.on_nonfinite)
+        if self.penalty is None and uses_penalty:
+            raise ValueError(
+                "`penalty` must be a finite number when on_error or on_nonfinite is 'penalty', "
+                "got None"
+            )
+        if self.penalty is not None:
+            if not uses_penalty:
+                raise ValueError(
+                    "`penalty` applies only with on_error='penalty' or on_nonfinite='penalty', "
+                    f"got penalty={short_repr(self.penalty)} with on_error={self.on_error!r} "
+                    f"and on_nonfinite={self.on_nonfinite!r}"
+                )
+            if isinstance(self.penalty, bool) or not isinstance(self.penalty, numbers.Real):
+                raise TypeError(f"`penalty` must be a real number, got {short_repr(self.penalty)}")
+            if not math.isfinite(float(self.penalty)):
+                raise ValueError(f"`penalty` must be finite, got {short_repr(self.penalty)}")
+        if self.timeout is not None:
+            timeout = check_positive_float("timeout", self.timeout)
+            if timeout > MAX_TIMEOUT:
+                raise ValueError(
+                    f"`timeout` must be at most {MAX_TIMEOUT:.0e} seconds, got {timeout!r}; "
+                    "pass None for no limit"
+                )
+
+
+@dataclass
+class FailureCounts:
+    """Counts of failed evaluations and of what was done with them.
+
+    Attributes:
+        errors: calls in which ``fun`` raised.
+        timeouts: calls that exceeded ``timeout``.
+        lost: points whose worker died on every retry.
+        nonfinite: calls that returned NaN or ±inf.
+        skipped: errors, timeouts and lost points dropped from their batch.
+        penalized: values replaced by ``penalty``.
+        retries: submissions of a point again after its worker died.
+    """
+
+    errors: int = 0
+    timeouts: int = 0
+    lost: int = 0
+    nonfinite: int = 0
+    skipped: int = 0
+    penalized: int = 0
+    retries: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Return the counts as a plain dict."""
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation after the failure policy was applied.
+
+    Attributes:
+        status: ``"ok"``, ``"nonfinite"``, ``"error"``, ``"timeout"`` or ``"lost"``.
+        raw: the value ``fun`` returned; NaN when it returned none.
+        value: the value passed to the optimizer; NaN when the point was skipped.
+        action: ``"used"``, ``"skipped"``, ``"penalized"`` or ``"raised"``.
+        error: type and message of the error, if any.
+        seconds: wall-clock seconds of the call.
+    """
+
+    status: str
+    raw: float
+    value: float
+    action: str
+    error: str | None
+    seconds: float
