@@ -85,6 +85,28 @@ def test_eval_every_negative() -> None:
         zg.minimize(quadratic, np.zeros(3), max_evals=20, eval_every=-1)
 
 
+def test_misspelled_keyword_suggests_name() -> None:
+    with pytest.raises(
+        TypeError,
+        match=r"^minimize\(\) got an unexpected keyword argument 'sigam' "
+        r"\(did you mean 'sigma'\?\)$",
+    ):
+        zg.minimize(quadratic, np.zeros(3), sigam=1.0)
+    # ZeroGrads' constructor options are suggested too.
+    with pytest.raises(TypeError, match=r"'surogate_lr' \(did you mean 'surrogate_lr'\?\)$"):
+        zg.minimize(quadratic, np.zeros(3), surogate_lr=1e-3)
+
+
+def test_unknown_keywords_listed() -> None:
+    with pytest.raises(
+        TypeError,
+        match=r"^minimize\(\) got unexpected keyword arguments 'max_eval' \(did you mean "
+        r"'max_evals'\?\), 'colour'; minimize accepts its own keywords and those of "
+        r"zerograds\.ZeroGrads, see help\(zerograds\.minimize\)$",
+    ):
+        zg.minimize(quadratic, np.zeros(3), max_eval=10, colour="red")
+
+
 def test_callback_not_callable() -> None:
     with pytest.raises(TypeError, match=r"`callback` must be callable, got 'stop'"):
         zg.minimize(quadratic, np.zeros(3), max_evals=20, callback="stop")
@@ -110,7 +132,37 @@ def test_result_fun_is_value_at_x() -> None:
     assert result.best_fun <= result.fun
     assert result.best_fun == pytest.approx(quadratic(result.best_x))
     assert result.success
-    assert result.message == "stopped after max_evals=200 evaluations"
+    assert result.message == (
+        "stopped at 193 evaluations because the next batch of 8 evaluations would exceed "
+        "max_evals=200"
+    )
+
+
+@pytest.mark.parametrize(
+    ("max_evals", "eval_every", "message"),
+    [
+        (41, 0, "stopped after max_evals=41 evaluations"),
+        (
+            4000,
+            0,
+            "stopped at 3993 evaluations because the next batch of 8 evaluations would exceed "
+            "max_evals=4000",
+        ),
+        (
+            30,
+            1,
+            "stopped at 28 evaluations because the next batch of 8 evaluations plus one "
+            "evaluation of θ would exceed max_evals=30",
+        ),
+    ],
+)
+def test_budget_message_exact(max_evals: int, eval_every: int, message: str) -> None:
+    result = zg.minimize(
+        lambda x: float(np.sum(x**2)), np.zeros(2), max_evals=max_evals, eval_every=eval_every
+    )
+
+    assert result.message == message
+    assert str(result.nfev) in message
 
 
 def test_result_type_numpy() -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,8 +62,8 @@ def test_on_error_skip_counts_failures(caplog: pytest.LogCaptureFixture) -> None
     assert result.n_penalized == 0
     assert result.nfev == SETTINGS["max_evals"]
     assert result.best_fun < 2.0
-    assert "Flaky: cannot evaluate" in caplog.text
-    assert "skipped" in caplog.text
+    assert "`fun` raised Flaky('cannot evaluate at " in caplog.text
+    assert "; skipped the point (on_error='skip')" in caplog.text
 
 
 def test_on_error_penalty_replaces_value() -> None:
@@ -80,7 +82,8 @@ def test_on_error_penalty_replaces_value() -> None:
 
 
 def test_on_nonfinite_raise() -> None:
-    with pytest.raises(zg.NonFiniteObjectiveError, match=r"`fun` returned nan at x="):
+    advice = r"; pass on_nonfinite='skip' or 'penalty' to continue past such values\n"
+    with pytest.raises(zg.NonFiniteObjectiveError, match=r"^`fun` returned nan at x=.*" + advice):
         zg.minimize(nan_right, np.zeros(2), on_nonfinite="raise", **SETTINGS)
 
 
@@ -100,6 +103,90 @@ def test_on_nonfinite_penalty() -> None:
         )
     assert result.n_nonfinite > 0
     assert result.n_penalized == result.n_nonfinite
+
+
+def test_on_nonfinite_penalty_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="zerograds"):
+        zg.minimize(nan_right, np.zeros(2), on_nonfinite="penalty", penalty=50, **SETTINGS)
+
+    failures = [r.getMessage() for r in caplog.records if "`fun` returned" in r.getMessage()]
+    assert failures
+    line = r"^`fun` returned nan at x=array\(\[[^]]*\]\); assigned the penalty 50\.0 "
+    for message in failures:
+        assert re.match(line + r"\(on_nonfinite='penalty'\)$", message), message
+        assert message.count("x=") == 1, message
+        assert "pass on_nonfinite" not in message, message
+
+
+def test_penalized_nonfinite_stored_without_advice(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    result = zg.minimize(
+        nan_right, np.zeros(2), on_nonfinite="penalty", penalty=50.0, storage=db, **SETTINGS
+    )
+    with zg.RunStore(db) as store:
+        rows = store.evaluations(result.run_id)
+
+    errors = [row["error"] for row in rows if row["action"] == "penalized"]
+    assert len(errors) == result.n_penalized > 0
+    # The advice to pass on_nonfinite belongs only to the error raised under "raise".
+    for error in errors:
+        assert re.match(r"^NonFiniteObjectiveError: `fun` returned nan at x=array\(.*\)$", error)
+
+
+def boom(x: np.ndarray) -> float:
+    raise RuntimeError("boom")
+
+
+def test_on_error_skip_every_point_raising() -> None:
+    expected = (
+        r"^every point of the last 10 batches failed: 80 raised an exception "
+        r"\(last: RuntimeError: boom\); check `fun` near θ=array\(\[0\., 0\.\]"
+    )
+    with (
+        warnings.catch_warnings(),
+        pytest.raises(zg.NonFiniteObjectiveError, match=expected) as info,
+    ):
+        warnings.simplefilter("ignore", zg.NumericsWarning)
+        zg.minimize(boom, np.zeros(2), on_error="skip", **SETTINGS)
+    assert "returned no finite value" not in str(info.value)
+
+
+def test_skip_mixed_failures_described() -> None:
+    def raises_or_nan(x: np.ndarray) -> float:
+        if x[0] > 0.0:
+            raise Flaky("solver diverged")
+        return math.nan
+
+    expected = (
+        r"^every point of the last 3 batches failed: \d+ raised an exception "
+        r"\(last: Flaky: solver diverged\), \d+ returned a non-finite value; check `fun` near"
+    )
+    with (
+        warnings.catch_warnings(),
+        pytest.raises(zg.NonFiniteObjectiveError, match=expected),
+    ):
+        warnings.simplefilter("ignore", zg.NumericsWarning)
+        zg.minimize(
+            raises_or_nan, np.zeros(2), on_error="skip", max_nonfinite_iterations=3, **SETTINGS
+        )
+
+
+def test_timeout_skip_every_point_described() -> None:
+    expected = r"^every point of the last 2 batches failed: 4 timed out; check `fun` near θ="
+    with (
+        warnings.catch_warnings(),
+        pytest.raises(zg.NonFiniteObjectiveError, match=expected),
+    ):
+        warnings.simplefilter("ignore", zg.NumericsWarning)
+        zg.minimize(
+            lambda x: time.sleep(2.0),
+            np.zeros(2),
+            on_error="skip",
+            timeout=0.05,
+            batch_size=1,
+            max_nonfinite_iterations=2,
+            **SETTINGS,
+        )
 
 
 def test_timeout_skip_serial() -> None:

@@ -293,20 +293,22 @@ class Evaluator:
             return Evaluation(status, outcome.value, outcome.value, "used", None, outcome.seconds)
 
         if status == STATUS_NONFINITE:
-            policy = self.policy.on_nonfinite
-            error: BaseException = NonFiniteObjectiveError(
-                f"`fun` returned {outcome.value} at x={short_repr(point, 200)}; pass "
-                "on_nonfinite='skip' or 'penalty' to continue past such values"
-            )
+            option, policy = "on_nonfinite", self.policy.on_nonfinite
+            failure = f"`fun` returned {outcome.value}"
+            message = f"{failure} at x={short_repr(point, 200)}"
+            if policy == "raise":
+                message += "; pass on_nonfinite='skip' or 'penalty' to continue past such values"
+            error: BaseException = NonFiniteObjectiveError(message)
         else:
-            policy = self.policy.on_error
+            option, policy = "on_error", self.policy.on_error
             assert outcome.error is not None
             error = outcome.error
+            failure = _describe_failure(status, error)
         self._count_failure(status)
         if policy == "raise":
             attach_point(error, point, done)
             raise error
-        self._log_failure(status, point, error, policy)
+        self._log_failure(failure, point, option, policy)
         if policy == "penalty":
             self.counts.penalized += 1
             penalty = float(self.policy.penalty)  # type: ignore[arg-type]
@@ -339,17 +341,22 @@ class Evaluator:
         elif evaluation.action == "skipped" and evaluation.status != STATUS_NONFINITE:
             self.counts.skipped += 1
 
-    def _log_failure(self, status: str, point: Any, error: BaseException, policy: str) -> None:
+    def _log_failure(self, failure: str, point: Any, option: str, policy: str) -> None:
+        """Log what failed at ``point`` and what the policy chosen with ``option`` did."""
         self._failures_logged += 1
         level = logging.WARNING if self._failures_logged <= _LOGGED_FAILURES else logging.DEBUG
-        action = "skipped" if policy == "skip" else "assigned the penalty"
+        if policy == "skip":
+            action = "skipped the point"
+        else:
+            action = f"assigned the penalty {float(self.policy.penalty)}"  # type: ignore[arg-type]
         logger.log(
             level,
-            "evaluation %s (%s) at x=%s; %s",
-            status,
-            _describe(error),
+            "%s at x=%s; %s (%s=%r)",
+            failure,
             short_repr(point, 120),
             action,
+            option,
+            policy,
         )
         if self._failures_logged == _LOGGED_FAILURES:
             logger.warning(
@@ -362,6 +369,15 @@ def _status(outcome: Outcome) -> str:
     if outcome.status == OK:
         return STATUS_OK if math.isfinite(outcome.value) else STATUS_NONFINITE
     return outcome.status
+
+
+def _describe_failure(status: str, error: BaseException) -> str:
+    """Describe an exception, timeout or lost worker for the log, without the point."""
+    if status == TIMEOUT:
+        return str(error)  # "the objective did not return within timeout=... s"
+    if status == LOST:
+        return _describe(error)  # a WorkerLostError that names the lost worker or task
+    return f"`fun` raised {short_repr(error, 200)}"
 
 
 def _describe(error: BaseException) -> str:

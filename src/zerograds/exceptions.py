@@ -12,7 +12,11 @@ class NumericsWarning(ZeroGradsWarning):
 
 
 class NonFiniteObjectiveError(RuntimeError):
-    """Raised when the objective returned no finite value for too many iterations in a row."""
+    """Raised when no evaluation gave a finite value for too many iterations in a row.
+
+    Either the objective returned NaN or ±inf, or under ``on_error="skip"`` it raised, timed out
+    or lost its worker at every point. The message of ``minimize`` counts each kind.
+    """
 
 
 class EvaluationTimeoutError(TimeoutError):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 import logging
 import math
 import os
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +21,7 @@ from ._evaluation import ArrayConverter, Evaluator
 from ._failure_policy import Evaluation, FailurePolicy
 from ._validation import check_int, short_repr
 from .core import ZeroGrads
-from .exceptions import NumericsWarning
+from .exceptions import NonFiniteObjectiveError, NumericsWarning
 from .result import HistoryEntry, OptimizeResult
 from .storage import Run, RunStore, describe_run
 
@@ -65,7 +68,8 @@ def minimize(
         sigma: standard deviation σ of the sampling perturbations, in the units of x.
         lr: learning rate of the θ optimizer (Adam by default). Default ``0.5 * sigma``.
         max_evals: budget of objective calls, counting every call including the final
-            evaluation of θ; never exceeded. Default 10,000.
+            evaluation of θ; never exceeded. The run stops when the next iteration would not
+            fit, so it can end up to one iteration short of the budget. Default 10,000.
         batch_size: perturbations B per iteration; each iteration evaluates 2B points.
             Default 4.
         seed: seed of all random draws; ``None`` draws one from the operating system.
@@ -124,6 +128,7 @@ def minimize(
         >>> bool(result.fun < 0.5)
         True
     """
+    _reject_unknown_options(options)
     policy = FailurePolicy(on_error, on_nonfinite, penalty, timeout)
     max_retries = check_int("max_retries", max_retries, 0)
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
@@ -199,7 +204,8 @@ def minimize(
 
     bar = _progress_bar(max_evals) if progress else None
     start = time.perf_counter()
-    message = f"stopped after max_evals={max_evals} evaluations"
+    message: str | None = None  # set when the callback stops the run
+    failed_batches = _FailedBatches()
     try:
         while True:
             extra = 1 if eval_every and (optimizer.iteration + 1) % eval_every == 0 else 0
@@ -209,7 +215,15 @@ def minimize(
 
             points = optimizer.ask()
             values, evaluations = evaluate.evaluate(points)
-            _tell(optimizer, points, values, evaluations)
+            failed_batches.add(evaluations)
+            try:
+                _tell(optimizer, points, values, evaluations)
+            except NonFiniteObjectiveError:
+                if not failed_batches.has_failures():
+                    raise
+                # Skipped points reach the optimizer as NaN, so report how they failed instead.
+                theta = short_repr(optimizer.x.cpu().numpy())
+                raise NonFiniteObjectiveError(failed_batches.describe(theta)) from None
             if optimizer.best_fun < best_fun:
                 best_fun, best_x = optimizer.best_fun, optimizer.best_x
 
@@ -242,6 +256,8 @@ def minimize(
         final_fun = evaluate.evaluate_one(optimizer.x, "final")
         if final_fun < best_fun:
             best_fun, best_x = final_fun, optimizer.x
+        if message is None:
+            message = _budget_message(evaluate.calls, max_evals, optimizer.batch_size, extra)
     except KeyboardInterrupt:
         if run is not None:
             run.finish("interrupted", "interrupted by the user")
@@ -292,6 +308,113 @@ def minimize(
         }
         run.finish("finished", message, summary)
     return result
+
+
+def _accepted_keywords() -> tuple[set[str], set[str]]:
+    """Return the names ``**options`` may contain and every keyword ``minimize`` accepts."""
+    constructor = inspect.signature(ZeroGrads.__init__).parameters
+    options = {name for name in constructor if name not in ("self", "x0")}
+    own = {
+        name
+        for name, parameter in inspect.signature(minimize).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    return options, own | options
+
+
+def _reject_unknown_options(options: dict[str, Any]) -> None:
+    """Raise ``TypeError`` for keywords that neither ``minimize`` nor ``ZeroGrads`` accepts.
+
+    The message names ``minimize`` and suggests the closest accepted keyword, because the
+    error that ``ZeroGrads`` would raise names its constructor, which the caller never called.
+    """
+    allowed, accepted = _accepted_keywords()
+    unknown = [name for name in options if name not in allowed]
+    if not unknown:
+        return
+    listed = []
+    unmatched = False
+    for name in unknown:
+        matches = difflib.get_close_matches(name, sorted(accepted), n=1)
+        if matches:
+            listed.append(f"{name!r} (did you mean {matches[0]!r}?)")
+        else:
+            listed.append(repr(name))
+            unmatched = True
+    noun = "an unexpected keyword argument" if len(unknown) == 1 else "unexpected keyword arguments"
+    message = f"minimize() got {noun} {', '.join(listed)}"
+    if unmatched:
+        message += (
+            "; minimize accepts its own keywords and those of zerograds.ZeroGrads, "
+            "see help(zerograds.minimize)"
+        )
+    raise TypeError(message)
+
+
+def _budget_message(nfev: int, max_evals: int, batch_points: int, theta_evals: int) -> str:
+    """Describe a stop at the evaluation budget for ``OptimizeResult.message``.
+
+    The loop stops when the next iteration (``batch_points`` points and ``theta_evals``
+    evaluations of θ) would leave no room for the final evaluation of θ. So ``nfev``, which
+    includes that final evaluation, can end below ``max_evals``.
+    """
+    if nfev == max_evals:
+        return f"stopped after max_evals={max_evals} evaluations"
+    needed = f"the next batch of {batch_points} evaluations"
+    if theta_evals:
+        needed += " plus one evaluation of θ"
+    return f"stopped at {nfev} evaluations because {needed} would exceed max_evals={max_evals}"
+
+
+class _FailedBatches:
+    """Tally of the evaluations in the current streak of batches without a finite value.
+
+    ``ZeroGrads.tell`` raises ``NonFiniteObjectiveError`` after ``max_nonfinite_iterations``
+    such batches. Points skipped after an exception, a timeout or a lost worker reach it as
+    NaN, so this tally lets ``minimize`` report which failures emptied the batches.
+    """
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.statuses: Counter[str] = Counter()
+        self.last_error = ""  # "Type: message" of the last exception, as results store it
+
+    def add(self, evaluations: list[Evaluation]) -> None:
+        """Count a batch's failures, or start a new streak when it has a finite value."""
+        if any(math.isfinite(e.value) for e in evaluations):
+            self.batches = 0
+            self.statuses.clear()
+            self.last_error = ""
+            return
+        self.batches += 1
+        for evaluation in evaluations:
+            self.statuses[evaluation.status] += 1
+            if evaluation.status == "error" and evaluation.error is not None:
+                self.last_error = evaluation.error
+
+    def has_failures(self) -> bool:
+        """Return whether the streak has exceptions, timeouts or lost points, not only
+        non-finite values."""
+        return any(self.statuses[status] for status in ("error", "timeout", "lost"))
+
+    def describe(self, theta: str) -> str:
+        """Return the error message for the streak, with ``theta`` as the repr of θ."""
+        # NOTE: a resumed run counts only the batches since its last checkpoint, so the
+        # streak it reports can be shorter than the optimizer's.
+        parts = []
+        if self.statuses["error"]:
+            last = self.last_error if len(self.last_error) <= 200 else self.last_error[:197] + "..."
+            parts.append(f"{self.statuses['error']} raised an exception (last: {last})")
+        if self.statuses["timeout"]:
+            parts.append(f"{self.statuses['timeout']} timed out")
+        if self.statuses["lost"]:
+            parts.append(f"{self.statuses['lost']} lost their worker")
+        if self.statuses["nonfinite"]:
+            parts.append(f"{self.statuses['nonfinite']} returned a non-finite value")
+        return (
+            f"every point of the last {self.batches} batches failed: {', '.join(parts)}; "
+            f"check `fun` near θ={theta}"
+        )
 
 
 def _tell(

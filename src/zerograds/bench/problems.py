@@ -160,9 +160,11 @@ def _coco_problem(suite: str, function: int, dim: int, instance: int) -> tuple[A
     """Return the ``cocoex`` suite and its one problem with these indices."""
     import cocoex
 
-    options = f"function_indices:{function} dimensions:{dim} instance_indices:{instance}"
+    # "instances:N" is COCO's instance number N; "instance_indices:N" would be the N-th
+    # instance of the suite's year, which differs from N above 5.
+    options = f"function_indices:{function} dimensions:{dim}"
     try:
-        coco_suite = cocoex.Suite(suite, "", options)
+        coco_suite = cocoex.Suite(suite, f"instances:{instance}", options)
         problem = next(iter(coco_suite), None)
     except cocoex.exceptions.NoSuchSuiteException:
         problem = None  # cocoex 2.8 raises this also for indices outside the suite

@@ -43,12 +43,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument(
         "--benchmarks",
-        default="",
+        default=None,
         help="comma-separated benchmark names of the suite to run (default: all)",
     )
     parser.add_argument(
         "--optimizers",
-        default="",
+        default=None,
         help="comma-separated optimizer names to run (default: all of each benchmark)",
     )
     parser.add_argument(
@@ -67,7 +67,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def _select(benchmarks: list[Any], names: str, optimizers: str) -> list[Any]:
+def _select(benchmarks: list[Any], names: str | None, optimizers: str | None) -> list[Any]:
     import dataclasses
 
     from ..bench.optimizers import get_optimizer

@@ -16,7 +16,14 @@ import numpy as np
 
 from ._baselines import run_random_search, run_sepcma, run_tpe
 from ._output import HelpFormatter, Trace, format_table, write_outputs
-from .run import build_optimizer, drive, parse_options
+from .run import (
+    add_threads_argument,
+    build_optimizer,
+    check_evals,
+    drive,
+    parse_options,
+    torch_threads,
+)
 
 # ZeroGrads options of the demo, chosen for a start 100 units from the optimum in 1000-D.
 # Adam moves each coordinate by about lr per step while the gradient's sign is stable, so
@@ -108,7 +115,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="ZeroGrads' sampling standard deviation σ, in the units of x",
     )
     parser.add_argument(
-        "--lr", type=float, default=DEMO_LR, help="ZeroGrads' Adam learning rate on θ"
+        "--lr",
+        type=float,
+        default=DEMO_LR,
+        help="ZeroGrads' Adam learning rate on θ, in the units of x per step",
     )
     parser.add_argument(
         "--batch-size",
@@ -127,6 +137,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             + ", ".join(f"{name}={value!r}" for name, value in DEMO_OPTIONS.items())
         ),
     )
+    add_threads_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return parser
 
@@ -158,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         options = {**DEMO_OPTIONS, **parse_options(args.option)}
         x0 = np.full(args.dim, args.start)
         optimizer = build_optimizer(x0, args, **options)
+        check_evals(args.evals, optimizer)
     except (ValueError, TypeError) as error:
         print(f"zerograds demo: error: {error}", file=sys.stderr)
         return 2
@@ -188,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
     )
 
     zerograds_trace = Trace("ZeroGrads")
-    drive(optimizer, evaluate, args.evals, zerograds_trace, progress=progress)
+    with torch_threads(args.threads):
+        drive(optimizer, evaluate, args.evals, zerograds_trace, progress=progress)
     tpe_trace = run_tpe(
         evaluate,
         args.dim,

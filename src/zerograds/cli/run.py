@@ -10,21 +10,29 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import importlib
 import math
+import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from ..bench.problems import COCO_DIMENSIONS
 from ..storage import RunStore, StorageError
 from ._output import HelpFormatter, Trace, format_table, write_outputs
 
 COCO_SUITES = ("bbob", "bbob-largescale")
+COCO_FUNCTIONS = range(1, 25)  # both suites have the 24 bbob functions
+# NOTE: a chosen safe limit. cocoex 2.8.2 accepts instance 2**32 but crashes the interpreter
+# (segmentation fault) on instance 10**12.
+MAX_COCO_INSTANCE = 2**31 - 1
 DEFAULT_DB = Path("zerograds-out/runs.db")
 _PROBLEM_PATTERN = re.compile(
     r"^(?P<suite>[a-z-]+):(?P<function>\d+):(?P<dim>\d+)(:(?P<instance>\d+))?$"
@@ -108,6 +116,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
 
     add_zerograds_arguments(parser)
+    add_threads_argument(parser)
     parser.add_argument(
         "--out", type=Path, default=Path("zerograds-out/run"), help="output directory"
     )
@@ -187,6 +196,61 @@ def add_zerograds_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def positive_int(text: str) -> int:
+    """Parse an argparse value that must be an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--threads``, the torch CPU thread count that ``torch_threads`` sets."""
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="torch CPU threads for the surrogate; 1 suits its small matrices",
+    )
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Set torch's CPU thread count to ``count`` inside the block and restore it after.
+
+    torch's default, one thread per core, oversubscribes the cores on the surrogate's small
+    matrix products as soon as another process keeps a core busy, and then each iteration
+    takes far longer than on one thread. ``bench`` also runs its cells on one thread.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def check_evals(evals: int, optimizer: Any) -> None:
+    """Raise ``ValueError`` unless ``--evals`` covers one iteration and the final evaluation.
+
+    The minimum is the one ``zerograds.minimize`` enforces on ``max_evals``: the 2B points of
+    one ask/tell iteration plus the evaluation at the final θ.
+    """
+    minimum = optimizer.batch_size + 1
+    if evals < minimum:
+        raise ValueError(
+            f"--evals must be at least {minimum}, got {evals}. One iteration evaluates "
+            f"2·batch-size = {optimizer.batch_size} points, and one more evaluation is at the "
+            "final θ"
+        )
+
+
 def parse_options(items: list[str]) -> dict[str, Any]:
     """Parse ``NAME=VALUE`` strings into keyword arguments (VALUE as a Python literal).
 
@@ -225,12 +289,17 @@ def load_coco_problem(spec: str) -> Problem:
         )
     function, dim = int(match["function"]), int(match["dim"])
     instance = int(match["instance"] or 1)
+    # cocoex clamps indices outside the suite's ranges with only a warning (function 99 then
+    # aborts with "COCO FATAL ERROR", dimension 1 silently becomes 2), so check them first.
+    check_coco_indices(spec, suite_name, function, dim, instance)
 
     import cocoex
 
-    options = f"function_indices:{function} dimensions:{dim} instance_indices:{instance}"
+    # "instances:N" selects COCO's instance number N, which BareProblem below uses too. The
+    # option "instance_indices:N" would select the N-th instance of the suite's year instead.
+    options = f"function_indices:{function} dimensions:{dim}"
     try:
-        problem = next(iter(cocoex.Suite(suite_name, "", options)), None)
+        problem = next(iter(cocoex.Suite(suite_name, f"instances:{instance}", options)), None)
     except cocoex.exceptions.NoSuchSuiteException:
         # cocoex 2.8 raises this, naming the suite, also when the suite exists but contains no
         # problem with these indices.
@@ -262,6 +331,56 @@ def load_coco_problem(spec: str) -> Problem:
     )
 
 
+def check_coco_indices(spec: str, suite_name: str, function: int, dim: int, instance: int) -> None:
+    """Raise ``ValueError`` for a function, dimension or instance that the suite lacks."""
+    if function not in COCO_FUNCTIONS:
+        raise ValueError(
+            f"COCO suite {suite_name!r} has no function {function} (--problem {spec!r}); "
+            f"its functions are {COCO_FUNCTIONS.start}-{COCO_FUNCTIONS.stop - 1}"
+        )
+    dimensions = COCO_DIMENSIONS[suite_name]
+    if dim not in dimensions:
+        raise ValueError(
+            f"COCO suite {suite_name!r} has no function {function} in dimension {dim} "
+            f"(--problem {spec!r}); its dimensions are {', '.join(map(str, dimensions))}"
+        )
+    if not 1 <= instance <= MAX_COCO_INSTANCE:
+        raise ValueError(
+            f"invalid COCO instance {instance} in --problem {spec!r}; expected an integer from "
+            f"1 to {MAX_COCO_INSTANCE}"
+        )
+
+
+def import_objective_module(module_name: str, spec: str) -> ModuleType:
+    """Import the module of ``--function`` with the working directory on ``sys.path``.
+
+    ``python -m zerograds`` puts the working directory first on ``sys.path``, but the
+    ``zerograds`` console script puts its own folder there. This inserts the working directory
+    at position 0 as ``python -m`` does and leaves it there, so that the objective can also
+    import modules beside it when it is called.
+
+    Raises:
+        ModuleNotFoundError: the module or its package is not found. The message lists the
+            folders searched.
+    """
+    cwd = os.getcwd()
+    if not any(os.path.realpath(entry or os.curdir) == os.path.realpath(cwd) for entry in sys.path):
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        missing = error.name or ""
+        if module_name != missing and not module_name.startswith(f"{missing}."):
+            raise  # a module that the objective's module imports is missing
+        searched = ", ".join(entry or os.curdir for entry in sys.path)
+        raise ModuleNotFoundError(
+            f"No module named {missing!r} for --function {spec!r}; searched the working "
+            f"directory {cwd} and sys.path ({searched}). Run zerograds in the folder that "
+            "contains the module or add that folder to PYTHONPATH",
+            name=missing,
+        ) from None
+
+
 def load_function_problem(
     spec: str, dim: int | None, x0: list[float] | None, vectorized: bool
 ) -> Problem:
@@ -278,7 +397,7 @@ def load_function_problem(
         )
     if dim is None or dim < 1:
         raise ValueError(f"--function needs --dim, a positive integer; got {dim}")
-    module = importlib.import_module(module_name)
+    module = import_objective_module(module_name, spec)
     fun = module
     for part in attribute.split("."):
         fun = getattr(fun, part)
@@ -441,6 +560,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             problem = load_function_problem(args.function, args.dim, args.x0, args.vectorized)
         optimizer = build_optimizer(problem.x0, args, bounds=problem.bounds)
+        check_evals(args.evals, optimizer)
         if args.no_db and args.resume is not False:
             raise ValueError("--resume needs the run database; drop --no-db")
         if args.checkpoint_every < 1:
@@ -450,17 +570,18 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     run_id: int | None = None
-    if args.no_db:
-        trace = Trace("ZeroGrads")
-        final_value, evaluations = drive(
-            optimizer, problem.evaluate, args.evals, trace, progress=not args.no_progress
-        )
-    else:
-        try:
-            trace, final_value, evaluations, run_id = drive_stored(problem, args)
-        except (ValueError, StorageError) as error:
-            print(f"zerograds run: error: {error}", file=sys.stderr)
-            return 2
+    with torch_threads(args.threads):
+        if args.no_db:
+            trace = Trace("ZeroGrads")
+            final_value, evaluations = drive(
+                optimizer, problem.evaluate, args.evals, trace, progress=not args.no_progress
+            )
+        else:
+            try:
+                trace, final_value, evaluations, run_id = drive_stored(problem, args)
+            except (ValueError, StorageError) as error:
+                print(f"zerograds run: error: {error}", file=sys.stderr)
+                return 2
 
     paths = write_outputs([trace], args.out, f"ZeroGrads on {problem.name}")
     print(format_table([trace]))
