@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import zerograds as zg
 
@@ -82,9 +83,31 @@ def test_on_error_penalty_replaces_value() -> None:
 
 
 def test_on_nonfinite_raise() -> None:
-    advice = r"; pass on_nonfinite='skip' or 'penalty' to continue past such values\n"
+    advice = r"; pass on_nonfinite='skip' or 'penalty' to continue past such values$"
     with pytest.raises(zg.NonFiniteObjectiveError, match=r"^`fun` returned nan at x=.*" + advice):
         zg.minimize(nan_right, np.zeros(2), on_nonfinite="raise", **SETTINGS)
+
+
+def test_on_nonfinite_raise_adds_no_raised_note() -> None:
+    """The error names x itself; a note saying that the objective raised would be false."""
+    with pytest.raises(zg.NonFiniteObjectiveError) as caught:
+        zg.minimize(nan_right, np.zeros(2), on_nonfinite="raise", **SETTINGS)
+    assert not any("raised" in note for note in getattr(caught.value, "__notes__", []))
+    assert caught.value.zerograds_point is not None
+
+
+def test_vectorized_nonfinite_names_its_row() -> None:
+    def first_row_nan(points: torch.Tensor) -> torch.Tensor:
+        values = (points**2).sum(dim=1)
+        values[0] = math.nan
+        return values
+
+    with pytest.raises(zg.NonFiniteObjectiveError) as caught:
+        zg.minimize(
+            first_row_nan, torch.zeros(3), vectorized=True, on_nonfinite="raise", **SETTINGS
+        )
+    assert tuple(caught.value.zerograds_point.shape) == (3,)
+    assert re.search(r"x=tensor\(\[[^\]]*\]\)", str(caught.value))
 
 
 def test_on_nonfinite_skip_counts_nonfinite() -> None:

@@ -50,6 +50,8 @@ def attach_point(
         error.zerograds_evaluated = list(done)  # type: ignore[attr-defined]
     except AttributeError:  # exceptions with __slots__ cannot take attributes
         pass
+    if isinstance(error, NonFiniteObjectiveError):
+        return  # its message already names the value and x, and the objective did not raise
     error.add_note(f"zerograds: the objective raised at x={short_repr(point, 200)}")
 
 
@@ -201,7 +203,10 @@ class Evaluator:
             if missing and self.vectorized:
                 made = len(missing)
                 outcomes = self._call_vectorized(user_points, missing)
-                settled = [self._settle(o, user_points, done) for o in outcomes]
+                settled = [
+                    self._settle(outcome, user_points[index], done)
+                    for index, outcome in zip(missing, outcomes, strict=True)
+                ]
                 for index, evaluation in zip(missing, settled, strict=True):
                     results[index] = evaluation
             elif missing:
