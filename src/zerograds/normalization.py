@@ -10,7 +10,8 @@ Input normalization is an affine map ``u = (x - center) / scale``:
 * ``"bounds"``: maps the box ``[lower, upper]`` onto ``[-1, 1]``.
 * ``"none"``: the identity, as in the reference code of Fischer and Ritschel (2024).
 
-Value normalization rescales the batch's objective values before the fit:
+Value normalization rescales the objective values of a fit before it runs. With a replay
+buffer, "batch" below means all points of the fit, the stored batches included:
 
 * ``"running"``: subtract the batch mean and divide by a running average of the batch
   standard deviations; the fit compares predictions and targets after removing each one's batch
