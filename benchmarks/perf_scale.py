@@ -91,7 +91,9 @@ def checkpoints_for(iterations: int) -> list[int]:
     return sorted(mark for mark in marks if mark <= iterations)
 
 
-def run_convergence(surrogate: str, iterations: int, seed: int) -> dict[str, object]:
+def run_convergence(
+    surrogate: str, iterations: int, seed: int, replay: int = 1
+) -> dict[str, object]:
     """Run ZeroGrads on the low-rank quadratic of the module docstring for one preset and seed.
 
     Returns f(θ)/f(x0) at ``checkpoints_for(iterations)``, the median time per iteration
@@ -108,9 +110,10 @@ def run_convergence(surrogate: str, iterations: int, seed: int) -> dict[str, obj
 
     x0 = torch.zeros(CONVERGENCE_DIM)
     f0 = float(fun(x0.unsqueeze(0)))
-    # replay=1 compares the surrogates alone, each fitted on the new batch as in the paper.
+    # replay=1 (the default here) compares the surrogates alone, each fitted on the new batch
+    # as in the paper.
     opt = zg.ZeroGrads(
-        x0, sigma=0.5, lr=0.01, seed=seed, surrogate=surrogate, batch_size=2, replay=1
+        x0, sigma=0.5, lr=0.01, seed=seed, surrogate=surrogate, batch_size=2, replay=replay
     )
     parameters = sum(p.numel() for p in opt.surrogate.parameters())
     marks = checkpoints_for(iterations)
@@ -157,7 +160,7 @@ def print_memory(iterations: int) -> None:
     print(f"({iterations} iterations per run)")
 
 
-def print_convergence(iterations: int, seeds: list[int]) -> None:
+def print_convergence(iterations: int, seeds: list[int], presets: list[str], replay: int) -> None:
     marks = checkpoints_for(iterations)
     columns = " | ".join(f"f/f0 at {mark}" for mark in marks)
     print(
@@ -165,16 +168,19 @@ def print_convergence(iterations: int, seeds: list[int]) -> None:
         "| s/iteration (median) | peak RSS GiB |"
     )
     print("|---|---|---|" + "---|" * len(marks) + "---|---|")
-    for surrogate in CONVERGENCE_PRESETS:
+    for surrogate in presets:
         for seed in seeds:
-            r = in_subprocess("convergence", surrogate, iterations, seed)
+            r = in_subprocess("convergence", surrogate, iterations, seed, replay)
             values = " | ".join(f"{r['relative_f'][str(mark)]:.3f}" for mark in marks)
             print(
                 f'| `"{surrogate}"` | {seed} | {r["surrogate_parameters"]:,} | {values} '
                 f"| {r['median_iteration_s']:.4f} | {r['peak_rss_gib']:.2f} |",
                 flush=True,
             )
-    print(f"(d = {CONVERGENCE_DIM:,}, {iterations} iterations of 4 evaluations per run)")
+    print(
+        f"(d = {CONVERGENCE_DIM:,}, {iterations} iterations of 4 evaluations per run, "
+        f"replay={replay})"
+    )
 
 
 def main() -> None:
@@ -184,7 +190,7 @@ def main() -> None:
         "args",
         nargs="*",
         help="for 'one': 'memory DIM SURROGATE ITERATIONS' or "
-        "'convergence SURROGATE ITERATIONS SEED'",
+        "'convergence SURROGATE ITERATIONS SEED [REPLAY]'",
     )
     parser.add_argument(
         "--iterations",
@@ -199,6 +205,18 @@ def main() -> None:
         default=[0],
         help="optimizer seeds for convergence, one run per preset and seed (default: 0)",
     )
+    parser.add_argument(
+        "--presets",
+        nargs="+",
+        default=None,
+        help="surrogate presets for convergence (default: all of CONVERGENCE_PRESETS)",
+    )
+    parser.add_argument(
+        "--replay",
+        type=int,
+        default=1,
+        help="replay batches of each fit for convergence (default: 1, the new batch only)",
+    )
     args = parser.parse_args()
     if args.part == "one":
         if args.args[0] == "memory":
@@ -206,11 +224,17 @@ def main() -> None:
             print(json.dumps(run_one(dim, surrogate, iterations)))
         else:
             surrogate, iterations, seed = args.args[1], int(args.args[2]), int(args.args[3])
-            print(json.dumps(run_convergence(surrogate, iterations, seed)))
+            replay = int(args.args[4]) if len(args.args) > 4 else 1
+            print(json.dumps(run_convergence(surrogate, iterations, seed, replay)))
     elif args.part == "memory":
         print_memory(args.iterations or 5)
     else:
-        print_convergence(args.iterations or 500, args.seeds)
+        print_convergence(
+            args.iterations or 500,
+            args.seeds,
+            args.presets or list(CONVERGENCE_PRESETS),
+            args.replay,
+        )
 
 
 if __name__ == "__main__":
