@@ -99,6 +99,7 @@ SETTINGS: dict[str, dict[str, object]] = {
     },
     "defaults: replay 32 batches, radius 0.5": {},
     "defaults with B=2": {"batch_size": 2},
+    "defaults without antithetic pairs": {"antithetic": False},
 }
 
 
