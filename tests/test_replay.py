@@ -65,15 +65,18 @@ def test_replay_changes_the_trajectory() -> None:
 
 
 def test_replay_lowers_the_noise_floor() -> None:
-    """The issue's d = 1000 quadratic with its optimum at 30·1: below 1e3 with the defaults.
+    """The d = 1000 quadratic with its optimum at 30·1, from 100·1 with 8,000 evaluations.
 
-    With the new batch alone (replay=1) the same run ends near 1.8e4 (docs/defaults.md).
+    docs/defaults.md measured seeds 0, 1, 2: 703, 1.93e3 and 1.57e3 with the defaults, and
+    1.79e4, 2.09e4 and 1.0e4 with the new batch alone (replay=1). The trajectory is chaotic,
+    so another CPU's rounding can move the end value within that spread; the bounds below
+    leave room for it but not for a buffer that stopped working.
     """
     f = sphere(30.0)
     result = zg.minimize(
         f, torch.full((1000,), 100.0), sigma=1.0, lr=0.5, max_evals=8000, seed=0, vectorized=True
     )
-    assert result.fun < 1e3
+    assert result.fun < 2.5e3
     alone = zg.minimize(
         f,
         torch.full((1000,), 100.0),
@@ -84,7 +87,7 @@ def test_replay_lowers_the_noise_floor() -> None:
         vectorized=True,
         replay=1,
     )
-    assert alone.fun > 5 * result.fun
+    assert alone.fun > 4 * result.fun
 
 
 def test_buffer_rows_capped_by_dimension() -> None:
