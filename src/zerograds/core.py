@@ -382,7 +382,7 @@ class ZeroGrads:
             return
         self._nonfinite_streak = 0
         if n_bad:
-            kept = torch.from_numpy(finite)
+            kept = torch.from_numpy(finite).to(fit_points.device)
             fit_points, queries, values = fit_points[kept], queries[kept], values[kept]
 
         value_array = values.detach().cpu().numpy()
