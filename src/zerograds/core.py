@@ -382,8 +382,10 @@ class ZeroGrads:
             return
         self._nonfinite_streak = 0
         if n_bad:
-            kept = torch.from_numpy(finite).to(fit_points.device)
-            fit_points, queries, values = fit_points[kept], queries[kept], values[kept]
+            kept = torch.from_numpy(finite)
+            values = values[kept.to(values.device)]
+            kept = kept.to(fit_points.device)
+            fit_points, queries = fit_points[kept], queries[kept]
 
         value_array = values.detach().cpu().numpy()
         best = int(value_array.argmin())
