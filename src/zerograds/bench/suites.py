@@ -83,6 +83,8 @@ def _quick() -> list[Benchmark]:
 
 
 def _full() -> list[Benchmark]:
+    # NOTE: these 9,348 cells take days on a 2-core machine, mostly in the optimizers with
+    # wall-clock limits (120-300 s per run) and in ZeroGrads' variants at d = 1000.
     return [
         Benchmark(
             "analytic-d10",
