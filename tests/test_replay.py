@@ -69,8 +69,8 @@ def test_replay_lowers_the_noise_floor() -> None:
 
     docs/defaults.md measured seeds 0, 1, 2: 703, 1.93e3 and 1.57e3 with the defaults, and
     1.79e4, 2.09e4 and 1.0e4 with the new batch alone (replay=1). The trajectory is chaotic,
-    so another CPU's rounding can move the end value within that spread; the bounds below
-    leave room for it but not for a buffer that stopped working.
+    so another CPU's rounding can move the end value within that spread. The bounds below
+    allow for that spread, but a buffer that stopped working would still fail them.
     """
     f = sphere(30.0)
     result = zg.minimize(
@@ -91,7 +91,7 @@ def test_replay_lowers_the_noise_floor() -> None:
 
 
 def test_buffer_rows_capped_by_dimension() -> None:
-    """In d = 10 the buffer holds at most 10 points, so one batch of 8 and no more."""
+    """The buffer keeps at most d points: one batch of 8 in d = 10, five in d = 40."""
     opt = zg.ZeroGrads(torch.zeros(10), sigma=0.3, batch_size=4, seed=0)
     run(opt, sphere(1.0), 5)
     assert len(opt._replay_buffer) == 1

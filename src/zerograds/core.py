@@ -382,10 +382,10 @@ class ZeroGrads:
             return
         self._nonfinite_streak = 0
         if n_bad:
-            kept = torch.from_numpy(finite)
-            values = values[kept.to(values.device)]
-            kept = kept.to(fit_points.device)
-            fit_points, queries = fit_points[kept], queries[kept]
+            finite_mask = torch.from_numpy(finite)
+            values = values[finite_mask.to(values.device)]
+            finite_mask = finite_mask.to(fit_points.device)
+            fit_points, queries = fit_points[finite_mask], queries[finite_mask]
 
         value_array = values.detach().cpu().numpy()
         best = int(value_array.argmin())
