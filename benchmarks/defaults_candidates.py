@@ -6,6 +6,7 @@ Prints a Markdown table of the final f(θ) - f* after each problem's budget, per
 
 Usage:
     python benchmarks/defaults_candidates.py [--seeds 0 1 2] [--only TEXT] [--exact-adam]
+    python benchmarks/defaults_candidates.py --trace
 """
 
 from __future__ import annotations
@@ -119,6 +120,48 @@ def exact_gradient_adam(optimum: float, steps: int = 1000) -> None:
     print(f"exact-gradient Adam, optimum {optimum}·1, f after step  " + ", ".join(marks))
 
 
+def trace_defaults(optimum: float = -50.0, seed: int = 0) -> None:
+    """Print, every 100 iterations of the defaults on the d = 1000 sphere, how Adam sees θ.
+
+    The surrogate gradient g_t handed to Adam is recovered from Adam's first moment,
+    g_t = (m_t - β1 m_{t-1}) / (1 - β1), and compared with the exact gradient 2(θ - c) at the
+    θ where it was taken: cosine, and the scale (g_t · g) / (g · g). √v̂ is the root mean of
+    Adam's bias-corrected second moment, the denominator of every step.
+    """
+    dim = 1000
+    center = torch.full((dim,), optimum)
+
+    def objective(x: torch.Tensor) -> torch.Tensor:
+        return ((x - center) ** 2).sum(dim=-1)
+
+    opt = zg.ZeroGrads(torch.full((dim,), 100.0), sigma=1.0, lr=0.5, seed=seed)
+    beta1, beta2 = opt.optimizer.param_groups[0]["betas"]
+    previous = None
+    print(f"defaults on Σ(x - {optimum:g})², d = 1000, from 100·1, seed {seed}\n")
+    print("| iteration | f(θ) | mean θ - c | rms θ - c | cosine | scale | rms 2(θ - c) | √v̂ |")
+    print("|---|---|---|---|---|---|---|---|")
+    while opt.nfev + 2 * opt.batch_size <= 7999:
+        theta = opt.x.clone()
+        points = opt.ask()
+        opt.tell(points, objective(points))
+        state = next(iter(opt.optimizer.state.values()))
+        first = state["exp_avg"].clone()
+        if previous is not None and opt.iteration % 100 == 0:
+            estimate = (first - beta1 * previous) / (1.0 - beta1)
+            exact = 2.0 * (theta - center)
+            cosine = float(torch.nn.functional.cosine_similarity(estimate, exact, dim=0))
+            scale = float(estimate @ exact / (exact @ exact))
+            v_hat = state["exp_avg_sq"] / (1.0 - beta2 ** float(state["step"]))
+            error = opt.x - center
+            print(
+                f"| {opt.iteration} | {float(error.pow(2).sum()):.3g} | {float(error.mean()):.3g}"
+                f" | {float(error.pow(2).mean().sqrt()):.3g} | {cosine:.2f} | {scale:.2f}"
+                f" | {float(exact.pow(2).mean().sqrt()):.3g} | {float(v_hat.mean().sqrt()):.3g} |",
+                flush=True,
+            )
+        previous = first
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds to run")
@@ -130,8 +173,16 @@ def main() -> None:
         action="store_true",
         help="only print the d = 1000 spheres' f along Adam fed the exact gradient",
     )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="only trace the defaults' surrogate gradient and Adam state on the −50·1 sphere",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.trace:
+        trace_defaults()
+        return
     if args.exact_adam:
         exact_gradient_adam(30.0)
         exact_gradient_adam(-50.0)
