@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from zerograds.cli import build_parser, main
-from zerograds.cli.run import load_coco_problem
+from zerograds.cli._problems import load_coco_problem
 
 THREADS_OBJECTIVE = """
     import numpy as np

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from zerograds.cli import main
-from zerograds.cli.run import load_coco_problem
+from zerograds.cli._problems import load_coco_problem
 
 # Sphere f1, d = 5, instance 1: with σ = 0.04 (lr = 0.5σ), B = 4 and 3,000 evaluations
 # ZeroGrads reached f - f_opt ≈ 8e-5 with seed 0; the bound leaves a margin of about 10x.
