@@ -3,12 +3,15 @@
 ``FailurePolicy`` is the user's choice for errors, timeouts and non-finite values,
 ``FailureCounts`` counts what happened under it, and ``Evaluation`` records one evaluation as
 results and run databases store it. ``zerograds._evaluation.Evaluator`` applies the policy.
+``FailedBatches`` tallies a streak of batches in which every point failed, for ``minimize``'s
+error message.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+from collections import Counter
 from dataclasses import dataclass
 
 from ._validation import check_choice, check_positive_float, short_repr
@@ -117,3 +120,54 @@ class Evaluation:
     action: str
     error: str | None
     seconds: float
+
+
+class FailedBatches:
+    """Tally of the evaluations in the current streak of batches without a finite value.
+
+    ``ZeroGrads.tell`` raises ``NonFiniteObjectiveError`` after ``max_nonfinite_iterations``
+    such batches. Points skipped after an exception, a timeout or a lost worker reach it as
+    NaN, so this tally lets ``minimize`` report which failures emptied the batches.
+    """
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.statuses: Counter[str] = Counter()
+        self.last_error = ""  # "Type: message" of the last exception, as results store it
+
+    def add(self, evaluations: list[Evaluation]) -> None:
+        """Count a batch's failures, or start a new streak when it has a finite value."""
+        if any(math.isfinite(e.value) for e in evaluations):
+            self.batches = 0
+            self.statuses.clear()
+            self.last_error = ""
+            return
+        self.batches += 1
+        for evaluation in evaluations:
+            self.statuses[evaluation.status] += 1
+            if evaluation.status == "error" and evaluation.error is not None:
+                self.last_error = evaluation.error
+
+    def has_failures(self) -> bool:
+        """Return whether the streak has exceptions, timeouts or lost points, not only
+        non-finite values."""
+        return any(self.statuses[status] for status in ("error", "timeout", "lost"))
+
+    def describe(self, theta: str) -> str:
+        """Return the error message for the streak, with ``theta`` as the repr of θ."""
+        # NOTE: a resumed run counts only the batches since its last checkpoint, so the
+        # streak it reports can be shorter than the optimizer's.
+        parts = []
+        if self.statuses["error"]:
+            last = self.last_error if len(self.last_error) <= 200 else self.last_error[:197] + "..."
+            parts.append(f"{self.statuses['error']} raised an exception (last: {last})")
+        if self.statuses["timeout"]:
+            parts.append(f"{self.statuses['timeout']} timed out")
+        if self.statuses["lost"]:
+            parts.append(f"{self.statuses['lost']} lost their worker")
+        if self.statuses["nonfinite"]:
+            parts.append(f"{self.statuses['nonfinite']} returned a non-finite value")
+        return (
+            f"every point of the last {self.batches} batches failed: {', '.join(parts)}; "
+            f"check `fun` near θ={theta}"
+        )

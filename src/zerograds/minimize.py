@@ -10,7 +10,6 @@ import math
 import os
 import time
 import warnings
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 
 from ._evaluation import ArrayConverter, Evaluator
-from ._failure_policy import Evaluation, FailurePolicy
+from ._failure_policy import Evaluation, FailedBatches, FailurePolicy
 from ._validation import check_int, short_repr
 from .core import ZeroGrads
 from .exceptions import NonFiniteObjectiveError, NumericsWarning
@@ -205,7 +204,7 @@ def minimize(
     bar = _progress_bar(max_evals) if progress else None
     start = time.perf_counter()
     message: str | None = None  # set when the callback stops the run
-    failed_batches = _FailedBatches()
+    failed_batches = FailedBatches()
     try:
         while True:
             extra = 1 if eval_every and (optimizer.iteration + 1) % eval_every == 0 else 0
@@ -364,57 +363,6 @@ def _budget_message(nfev: int, max_evals: int, batch_points: int, theta_evals: i
     if theta_evals:
         needed += " plus one evaluation of θ"
     return f"stopped at {nfev} evaluations because {needed} would exceed max_evals={max_evals}"
-
-
-class _FailedBatches:
-    """Tally of the evaluations in the current streak of batches without a finite value.
-
-    ``ZeroGrads.tell`` raises ``NonFiniteObjectiveError`` after ``max_nonfinite_iterations``
-    such batches. Points skipped after an exception, a timeout or a lost worker reach it as
-    NaN, so this tally lets ``minimize`` report which failures emptied the batches.
-    """
-
-    def __init__(self) -> None:
-        self.batches = 0
-        self.statuses: Counter[str] = Counter()
-        self.last_error = ""  # "Type: message" of the last exception, as results store it
-
-    def add(self, evaluations: list[Evaluation]) -> None:
-        """Count a batch's failures, or start a new streak when it has a finite value."""
-        if any(math.isfinite(e.value) for e in evaluations):
-            self.batches = 0
-            self.statuses.clear()
-            self.last_error = ""
-            return
-        self.batches += 1
-        for evaluation in evaluations:
-            self.statuses[evaluation.status] += 1
-            if evaluation.status == "error" and evaluation.error is not None:
-                self.last_error = evaluation.error
-
-    def has_failures(self) -> bool:
-        """Return whether the streak has exceptions, timeouts or lost points, not only
-        non-finite values."""
-        return any(self.statuses[status] for status in ("error", "timeout", "lost"))
-
-    def describe(self, theta: str) -> str:
-        """Return the error message for the streak, with ``theta`` as the repr of θ."""
-        # NOTE: a resumed run counts only the batches since its last checkpoint, so the
-        # streak it reports can be shorter than the optimizer's.
-        parts = []
-        if self.statuses["error"]:
-            last = self.last_error if len(self.last_error) <= 200 else self.last_error[:197] + "..."
-            parts.append(f"{self.statuses['error']} raised an exception (last: {last})")
-        if self.statuses["timeout"]:
-            parts.append(f"{self.statuses['timeout']} timed out")
-        if self.statuses["lost"]:
-            parts.append(f"{self.statuses['lost']} lost their worker")
-        if self.statuses["nonfinite"]:
-            parts.append(f"{self.statuses['nonfinite']} returned a non-finite value")
-        return (
-            f"every point of the last {self.batches} batches failed: {', '.join(parts)}; "
-            f"check `fun` near θ={theta}"
-        )
 
 
 def _tell(
