@@ -121,7 +121,7 @@ def exact_gradient_adam(optimum: float, steps: int = 1000) -> None:
 
 
 def trace_defaults(optimum: float = -50.0, seed: int = 0) -> None:
-    """Print, every 100 iterations of the defaults on the d = 1000 sphere, how Adam sees θ.
+    """Print the surrogate gradient and Adam's state every 100 iterations on the d = 1000 sphere.
 
     The surrogate gradient g_t handed to Adam is recovered from Adam's first moment,
     g_t = (m_t - β1 m_{t-1}) / (1 - β1), and compared with the exact gradient 2(θ - c) at the
