@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from zerograds.cli import build_parser, main
+from zerograds.cli._arguments import parse_options
 from zerograds.cli._output import PLOT_FILES, TRACE_COLUMNS, Trace
-from zerograds.cli.run import parse_options
 
 
 def read_trace(path: Path) -> list[dict[str, str]]:

@@ -29,7 +29,7 @@ from ._failure_policy import (
     FailureCounts,
     FailurePolicy,
 )
-from ._validation import short_repr, to_values
+from ._validation import is_finite_in, short_repr, to_values
 from ._worker import ERROR, INVALID, LOST, OK, TIMEOUT, Outcome, call_with_timeout
 from .exceptions import EvaluationTimeoutError, NonFiniteObjectiveError
 from .parallel import Backend, make_backend
@@ -157,13 +157,21 @@ class Evaluator:
         self.counts = FailureCounts()
         self.calls = 0
         self._failures_logged = 0
+        # The dtype of the points of the current batch, the optimizer's working dtype: a value
+        # that is not finite in it counts as non-finite.
+        self._dtype = torch.float64
+        self._checked_dtypes: set[torch.dtype] = set()
 
     def __call__(self, points: torch.Tensor) -> torch.Tensor:
         """Return the values to tell the optimizer at ``points``, `(n,)` float64 on the CPU."""
         return self.evaluate(points)[0]
 
     def evaluate_one(self, point: torch.Tensor, kind: str = "theta") -> float:
-        """Return the objective's value at one `(d,)` point, after the failure policy."""
+        """Return the objective's value at one `(d,)` point, after the failure policy.
+
+        A value that is not finite in ``point``'s dtype counts as non-finite. When skipped, it
+        comes back as NaN or ±inf.
+        """
         return float(self.evaluate(point.unsqueeze(0), kind)[0][0])
 
     def close(self) -> None:
@@ -176,14 +184,23 @@ class Evaluator:
         """Evaluate `(n, d)` ``points``; return the values to tell, `(n,)`, and one
         ``Evaluation`` per point, both in point order.
 
-        Points already in the journal are taken from it without calling ``fun``.
+        Points already in the journal are taken from it without calling ``fun``. A value that
+        is not finite in ``points``' dtype (the optimizer's working dtype), such as 1e39 for
+        float32, counts as non-finite and is handled by ``on_nonfinite``. When skipped, it
+        reaches the optimizer as ±inf.
 
         Raises:
             Exception: what ``fun`` raised, ``EvaluationTimeoutError``, ``WorkerLostError``
                 or ``NonFiniteObjectiveError`` under a ``"raise"`` policy, with the point
                 attached (see ``attach_point``).
-            TypeError, ValueError: ``fun`` returned something that is not a number.
+            TypeError, ValueError: ``fun`` returned something that is not a number, with the
+                point and the batch's finished evaluations attached as for an error; or
+                ``penalty`` is not finite in ``points``' dtype.
         """
+        self._dtype = points.dtype
+        if points.dtype not in self._checked_dtypes:
+            self.policy.check_dtype(points.dtype)
+            self._checked_dtypes.add(points.dtype)
         count = points.shape[0]
         first = self.calls
         hashes = [point_hash(p) for p in points] if self.journal is not None else []
@@ -275,7 +292,7 @@ class Evaluator:
         except Exception as error:
             if self.journal is not None and outcome.status != INVALID:
                 raised = Evaluation(
-                    _status(outcome),
+                    _status(outcome, self._dtype),
                     outcome.value,
                     math.nan,
                     "raised",
@@ -290,16 +307,18 @@ class Evaluator:
 
     def _settle(self, outcome: Outcome, point: Any, done: list[tuple[Any, float]]) -> Evaluation:
         """Apply the failure policy to one outcome; raise under a ``"raise"`` policy."""
-        status = _status(outcome)
+        status = _status(outcome, self._dtype)
         if outcome.status == INVALID:
             assert outcome.error is not None
-            raise outcome.error
+            raise _invalid_return(outcome.error, point, done)
         if status == STATUS_OK:
             return Evaluation(status, outcome.value, outcome.value, "used", None, outcome.seconds)
 
         if status == STATUS_NONFINITE:
             option, policy = "on_nonfinite", self.policy.on_nonfinite
             failure = f"`fun` returned {outcome.value}"
+            if math.isfinite(outcome.value):
+                failure += f" (beyond the range of {self._dtype}, the optimizer's dtype)"
             message = f"{failure} at x={short_repr(point, 200)}"
             if policy == "raise":
                 message += "; pass on_nonfinite='skip' or 'penalty' to continue past such values"
@@ -323,7 +342,12 @@ class Evaluator:
         if status != STATUS_NONFINITE:
             self.counts.skipped += 1
         # A skipped value reaches the optimizer as NaN (or the returned ±inf), which it drops.
-        told = outcome.value if status == STATUS_NONFINITE else math.nan
+        # A number beyond the range of the dtype reaches it as the ±inf that the cast makes.
+        told = math.nan
+        if status == STATUS_NONFINITE:
+            told = outcome.value
+            if math.isfinite(told):
+                told = math.copysign(math.inf, told)
         return Evaluation(status, outcome.value, told, "skipped", _describe(error), outcome.seconds)
 
     def _count_failure(self, status: str) -> None:
@@ -370,10 +394,25 @@ class Evaluator:
             )
 
 
-def _status(outcome: Outcome) -> str:
+def _status(outcome: Outcome, dtype: torch.dtype) -> str:
+    """Return the evaluation status; a value that is not finite in ``dtype`` is non-finite."""
     if outcome.status == OK:
-        return STATUS_OK if math.isfinite(outcome.value) else STATUS_NONFINITE
+        return STATUS_OK if is_finite_in(outcome.value, dtype) else STATUS_NONFINITE
     return outcome.status
+
+
+def _invalid_return(
+    error: BaseException, point: Any, done: list[tuple[Any, float]]
+) -> BaseException:
+    """Return ``error`` (``fun`` returned a non-number) with the point in its message and the
+    point and the batch's finished evaluations attached, as ``attach_point`` does."""
+    try:
+        described = type(error)(f"{error} at x={short_repr(point, 200)}")
+    except Exception:  # an exception type that takes other arguments
+        described = error
+    described.zerograds_point = point  # type: ignore[attr-defined]
+    described.zerograds_evaluated = list(done)  # type: ignore[attr-defined]
+    return described
 
 
 def _describe_failure(status: str, error: BaseException) -> str:

@@ -14,7 +14,9 @@ import numbers
 from collections import Counter
 from dataclasses import dataclass
 
-from ._validation import check_choice, check_positive_float, short_repr
+import torch
+
+from ._validation import _to_float, check_choice, check_positive_float, is_finite_in, short_repr
 
 POLICIES = ("raise", "skip", "penalty")
 
@@ -36,7 +38,9 @@ class FailurePolicy:
             ``"penalty"`` uses ``penalty`` as its value.
         on_nonfinite: the same choice for a NaN or infinite value. ``"skip"`` drops it, as the
             optimizer does with every non-finite value.
-        penalty: finite value assigned under a ``"penalty"`` policy.
+        penalty: finite value assigned under a ``"penalty"`` policy. It must also be finite in
+            the optimizer's dtype (at most about 3.4e38 in absolute value for float32), see
+            ``check_dtype``.
         timeout: seconds one evaluation may take; ``None`` for no limit.
     """
 
@@ -63,7 +67,7 @@ class FailurePolicy:
                 )
             if isinstance(self.penalty, bool) or not isinstance(self.penalty, numbers.Real):
                 raise TypeError(f"`penalty` must be a real number, got {short_repr(self.penalty)}")
-            if not math.isfinite(float(self.penalty)):
+            if not math.isfinite(_to_float(self.penalty)):
                 raise ValueError(f"`penalty` must be finite, got {short_repr(self.penalty)}")
         if self.timeout is not None:
             timeout = check_positive_float("timeout", self.timeout)
@@ -72,6 +76,16 @@ class FailurePolicy:
                     f"`timeout` must be at most {MAX_TIMEOUT:.0e} seconds, got {timeout!r}; "
                     "pass None for no limit"
                 )
+
+    def check_dtype(self, dtype: torch.dtype) -> None:
+        """Raise ``ValueError`` when ``penalty`` is not finite in ``dtype``, the optimizer's
+        working dtype, where it would reach the surrogate as ±inf."""
+        if self.penalty is None or is_finite_in(float(self.penalty), dtype):
+            return
+        raise ValueError(
+            f"`penalty` must be at most {torch.finfo(dtype).max:.4g} in absolute value, the "
+            f"largest {dtype} value (the optimizer's dtype), got {short_repr(self.penalty)}"
+        )
 
 
 @dataclass
@@ -137,7 +151,8 @@ class FailedBatches:
 
     def add(self, evaluations: list[Evaluation]) -> None:
         """Count a batch's failures, or start a new streak when it has a finite value."""
-        if any(math.isfinite(e.value) for e in evaluations):
+        # A used or penalized value is finite in the optimizer's dtype; a skipped one is not.
+        if any(e.action in ("used", "penalized") for e in evaluations):
             self.batches = 0
             self.statuses.clear()
             self.last_error = ""

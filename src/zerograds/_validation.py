@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import numpy as np
@@ -57,13 +58,60 @@ def _to_float(value: Any) -> float:
         return math.inf if value > 0 else -math.inf
 
 
-def check_int(name: str, value: Any, minimum: int) -> int:
-    """Return ``value`` as an int after checking that it is an integer >= ``minimum``."""
+def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    """Return ``value`` as an int after checking that it is an integer >= ``minimum``.
+
+    With ``maximum`` the integer must also be <= ``maximum``.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"`{name}` must be an integer >= {minimum}, got {short_repr(value)}")
     if int(value) < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {short_repr(value)}")
+    if maximum is not None and int(value) > maximum:
+        raise ValueError(f"`{name}` must be an integer <= {maximum}, got {short_repr(value)}")
     return int(value)
+
+
+def finite_mask(array: np.ndarray, dtype: torch.dtype) -> np.ndarray:
+    """Return which entries of the float64 ``array`` stay finite when cast to ``dtype``.
+
+    NaN, ±inf and numbers beyond the range of ``dtype`` (1e39 for float32) are False.
+    """
+    array = np.asarray(array, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        finite = np.abs(array) <= torch.finfo(dtype).max
+    # Numbers slightly above the largest value of ``dtype`` can still round down to it, so
+    # the cast itself decides for the few entries that are finite but above it.
+    doubtful = ~finite & np.isfinite(array)
+    if doubtful.any():
+        cast = torch.from_numpy(array[doubtful]).to(dtype)
+        finite[doubtful] = torch.isfinite(cast).numpy()
+    return finite
+
+
+def is_finite_in(value: float, dtype: torch.dtype) -> bool:
+    """Return whether the number ``value`` stays finite when cast to ``dtype``."""
+    if abs(value) <= torch.finfo(dtype).max:  # False for NaN
+        return True
+    if not math.isfinite(value):
+        return False
+    return bool(torch.isfinite(torch.tensor(value, dtype=torch.float64).to(dtype)))
+
+
+def check_finite_in_dtype(name: str, array: np.ndarray, dtype: torch.dtype) -> None:
+    """Raise ``ValueError`` when an entry of ``array`` is beyond the range of ``dtype``.
+
+    ``array`` must already be finite in float64; ``x0`` is checked this way, because the
+    cast to the working dtype would turn such an entry into ±inf.
+    """
+    finite = finite_mask(array.reshape(-1), dtype)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        largest = torch.finfo(dtype).max
+        raise ValueError(
+            f"`{name}` must be at most {largest:.4g} in absolute value, the largest {dtype} "
+            f"value, got {float(array.reshape(-1)[bad])!r} at index {bad}"
+        )
 
 
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
@@ -221,7 +269,14 @@ def to_value(value: Any, name: str = "fun") -> float:
     if isinstance(value, bool) or isinstance(value, (np.bool_,)):
         raise TypeError(f"{expected} a real number, got {short_repr(value)}")
     if isinstance(value, numbers.Real):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            # An int (or Fraction) beyond the float range, such as 10**400.
+            raise ValueError(
+                f"{expected} a real number within the float range (about ±1.8e+308), got "
+                f"{short_repr(value)}"
+            ) from None
     if isinstance(value, (torch.Tensor, np.ndarray)):
         if (
             value.dtype in (torch.bool, np.bool_)
@@ -241,17 +296,23 @@ def to_value(value: Any, name: str = "fun") -> float:
 def to_values(values: Any, count: int, name: str = "values") -> torch.Tensor:
     """Convert a batch of objective values to a float64 tensor of shape `(count,)`."""
     expected = _all_must_be(name)
+    if isinstance(values, (Mapping, AbstractSet)):
+        # Their iteration yields keys, or an order that is not the points' order.
+        kind = "a mapping" if isinstance(values, Mapping) else "a set"
+        start = "`fun` must return" if name == "fun" else f"`{name}` must be"
+        raise TypeError(
+            f"{start} a sequence or array of {count} real numbers in the order of the points, "
+            f"got {kind}: {short_repr(values)}"
+        )
     if isinstance(values, torch.Tensor):
         if values.dtype == torch.bool or values.is_complex():
             raise TypeError(f"{expected} real numbers, got dtype {values.dtype}")
-        array = (
-            values.detach().to("cpu", torch.float64).reshape(-1)
-            if values.numel() == count
-            else None
-        )
-        if array is None:
-            raise ValueError(f"{expected} {count} numbers, got shape {tuple(values.shape)}")
-        return array
+        if values.device.type == "meta":
+            raise TypeError(f"{expected} real numbers, got a tensor on the 'meta' device")
+        shape = tuple(values.shape)
+        if values.numel() != count or values.dim() > 2 or (values.dim() == 2 and 1 not in shape):
+            raise ValueError(f"{expected} {count} numbers, got shape {shape}")
+        return values.detach().to("cpu", torch.float64).reshape(-1)
     try:
         raw = np.asarray(values)
     except (ValueError, TypeError) as error:

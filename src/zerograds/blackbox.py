@@ -92,9 +92,46 @@ class BlackBox(nn.Module):
         """Number of calls of ``fun`` so far."""
         return self._evaluate.calls
 
+    def get_extra_state(self) -> dict[str, Any]:
+        """Return the core's ``state_dict()`` and the call count for ``Module.state_dict()``.
+
+        The ZeroGrads core has no ``nn.Parameter``, so without this hook ``state_dict()``
+        would be empty. With it, ``box.state_dict()`` / ``load_state_dict()`` (and the usual
+        ``torch.save`` of a model that contains a BlackBox) carry the surrogate, the optimizer
+        states and the RNG state, and a loaded box continues bit-identically. The state loads
+        with ``torch.load(..., weights_only=True)``.
+        """
+        return {"core": self.core.state_dict(), "calls": self._evaluate.calls}
+
+    def set_extra_state(self, state: Any) -> None:
+        """Restore a state from ``get_extra_state`` of a BlackBox built the same way.
+
+        Raises:
+            TypeError, ValueError: ``state`` is malformed or comes from a BlackBox with another
+                ``dim``, batch size or surrogate; the box is left unchanged.
+        """
+        expected = "a dict with 'core' and 'calls' from BlackBox.state_dict()"
+        if not isinstance(state, dict) or "core" not in state or "calls" not in state:
+            raise TypeError(
+                f"the BlackBox's `_extra_state` must be {expected}, got {short_repr(state)}"
+            )
+        calls = state["calls"]
+        message = (
+            f"the BlackBox's `_extra_state['calls']` must be an integer >= 0, got "
+            f"{short_repr(calls)}"
+        )
+        if isinstance(calls, bool) or not isinstance(calls, int):
+            raise TypeError(message)
+        if calls < 0:
+            raise ValueError(message)
+        self.core.load_state_dict(state["core"])
+        self._evaluate.calls = calls
+
     def forward(self, theta: torch.Tensor) -> torch.Tensor:
         if not isinstance(theta, torch.Tensor):
             raise TypeError(f"`theta` must be a torch.Tensor, got {short_repr(theta)}")
+        if not theta.dtype.is_floating_point:
+            raise TypeError(f"`theta` must be a floating tensor, got dtype {theta.dtype}")
         if theta.shape != (self.dim,):
             raise ValueError(f"`theta` must have shape ({self.dim},), got {tuple(theta.shape)}")
         if not bool(torch.isfinite(theta).all()):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,16 @@ import torch
 from torch import nn
 
 from ._checkpoint import collect_state, restore_state
+from ._construction import (
+    MAX_BATCH_ELEMENTS,
+    MAX_NORMAL_DRAW,
+    MAX_SEED,
+    check_device,
+    check_step_needs_no_closure,
+    check_surrogate_module,
+    first_infinite_bound,
+    generator_seed,
+)
 from ._fast_adam import adam_step
 from ._local_surrogate import LocalSurrogate
 from ._optimizers import OptimizerFactory, make_optimizer
@@ -33,12 +44,14 @@ from ._sampling import Sampler
 from ._validation import (
     check_bounds,
     check_choice,
+    check_finite_in_dtype,
     check_inside_bounds,
     check_int,
     check_nonnegative_float,
     check_positive_float,
     check_tell_points,
     check_x0,
+    finite_mask,
     short_repr,
     to_values,
 )
@@ -59,20 +72,28 @@ class ZeroGrads:
         lr: learning rate of the θ optimizer. Default ``0.5 * sigma``.
         batch_size: number B of perturbations per iteration; each iteration evaluates 2B points.
             Without antithetic pairs it draws 2B independent perturbations. Default 4 (the
-            paper's code uses 2; ``docs/defaults.md`` compares them).
+            paper's code uses 2; ``docs/defaults.md`` compares them). At most
+            ``2**31 // (2 * d)``, so that one batch holds at most 2**31 coordinates.
         seed: seed of every random draw (perturbations, smoothing offsets, surrogate
-            initialization). ``None`` draws one from the operating system.
+            initialization), an integer with ``0 <= seed < 2**63``. ``None`` draws one from the
+            operating system. Seeds below 2**32 seed the torch generators directly. Larger
+            seeds are first hashed to 64 bits, because torch's CPU generator keeps only the low
+            32 bits of its seed; on the CPU two different seeds of 2**32 or more therefore give
+            the same run with a chance of about 2**-32.
         bounds: optional box ``(lower, upper)``; θ is projected onto it after each step and
             query points are clipped to it.
         optimizer: torch optimizer class (or any callable ``(params, **kwargs)``) that moves θ.
             Default ``torch.optim.Adam``. θ gets no weight decay unless ``optimizer_kwargs``
-            sets it.
+            sets it. Optimizers whose ``step`` needs a closure (``torch.optim.LBFGS``) are not
+            supported.
         optimizer_kwargs: extra keyword arguments for ``optimizer`` besides ``lr``.
         theta_steps: optimizer steps k_θ on θ per iteration. Default 1.
         surrogate: ``"mlp"`` (2 x 256, the default), ``"reference"`` (3 x 64 with an output
             activation, the paper's network), ``"highdim"`` (8 x 128 with positional encoding),
             ``"scalable"`` (a first layer of 16 units, then 3 x 64; memory linear in d), or a
-            ``torch.nn.Module`` mapping `(n, d)` to `(n,)`.
+            ``torch.nn.Module`` mapping `(n, d)` to `(n,)` (or `(n, 1)`). A module is checked
+            once, on a `(2, d)` input of zeros, without changing its parameters or any random
+            generator.
         surrogate_kwargs: options of the named preset, see ``zerograds.surrogate.MLP``.
         surrogate_lr: learning rate of the surrogate's Adam. Default 3e-3 (the paper's code
             uses 1e-3).
@@ -96,20 +117,25 @@ class ZeroGrads:
             it, as the paper's reference code does. Default ``"fit_first"``.
         input_normalization: ``"none"`` (raw θ), ``"bounds"`` (the box onto [-1, 1]),
             ``"local"`` (a frame centered on θ, scaled by σ) or ``"start"`` (centered on x0),
-            see ``zerograds.normalization``. Default: ``"bounds"`` when bounds are given,
-            else ``"none"``.
+            see ``zerograds.normalization``. Default: ``"bounds"`` when bounds are given and
+            all of them are finite, else ``"none"``. A bound that is infinite, or beyond the
+            range of ``dtype`` (such as 1e39 for float32), has no box to map, so it makes the
+            default ``"none"``, and ``"bounds"`` with such a bound raises ``ValueError``.
         value_normalization: ``"running"`` (centered fit with a running scale), ``"batch"``
             (standardize each batch) or ``"none"``, see ``zerograds.normalization``.
             Default ``"running"``.
         max_nonfinite_iterations: raise ``NonFiniteObjectiveError`` after this many iterations
             in a row in which no value was finite. Default 10.
-        device: device of θ, the samples and the surrogate. Default: x0's device for a tensor,
-            else CPU.
-        dtype: floating point type of θ, the samples and the surrogate. Default float32.
+        device: device of θ, the samples and the surrogate, which must be available. Default:
+            x0's device for a tensor, else CPU.
+        dtype: floating point type of θ, the samples and the surrogate. Default float32. x0
+            must lie within its range, and so must the sample points: ``|x0| + 10 * sigma *
+            (1 + smoothing)`` must not exceed its largest value.
 
-    Non-finite objective values (NaN, ±inf) never reach the surrogate: ``tell`` drops them with
-    a ``NumericsWarning`` and counts them in ``n_nonfinite``. An iteration without any finite
-    value neither fits nor steps.
+    Non-finite objective values never reach the surrogate: ``tell`` drops NaN, ±inf and values
+    beyond the range of ``dtype`` (such as 1e39 for float32, which would become inf in the
+    surrogate) with a ``NumericsWarning`` and counts them in ``n_nonfinite``. An iteration
+    without any finite value neither fits nor steps.
 
     Example:
         >>> import zerograds as zg
@@ -155,6 +181,12 @@ class ZeroGrads:
         self._sigma = check_positive_float("sigma", sigma)
         self._lr = check_positive_float("lr", 0.5 * self._sigma if lr is None else lr)
         self._batch_size = check_int("batch_size", batch_size, 1)
+        largest_batch = MAX_BATCH_ELEMENTS // (2 * dim)
+        if self._batch_size > largest_batch:
+            raise ValueError(
+                f"`batch_size` must be at most {largest_batch} for d={dim}, so that a batch of "
+                f"2 * batch_size * d coordinates stays within 2**31, got {short_repr(batch_size)}"
+            )
         self._theta_steps = check_int("theta_steps", theta_steps, 1)
         self._surrogate_lr = check_positive_float("surrogate_lr", surrogate_lr)
         self._surrogate_steps = check_int("surrogate_steps", surrogate_steps, 0)
@@ -172,7 +204,7 @@ class ZeroGrads:
             raise TypeError(f"`dtype` must be a floating torch.dtype, got {short_repr(dtype)}")
         if device is None:
             device = x0.device if isinstance(x0, torch.Tensor) else "cpu"
-        self._device = torch.device(device)
+        self._device = check_device(device)
         self._dtype = dtype
         largest = torch.finfo(dtype).max
         for name, number in (("sigma", self._sigma), ("lr", self._lr)):
@@ -181,26 +213,54 @@ class ZeroGrads:
                     f"`{name}` must be at most {largest:.4g}, the largest {dtype} value, "
                     f"got {number!r}"
                 )
-        if input_normalization is None:
-            input_normalization = "none" if bounds is None else "bounds"
-        check_choice("input_normalization", input_normalization, INPUT_NORMALIZATIONS)
-        self._value_normalization = check_choice(
-            "value_normalization", value_normalization, VALUE_NORMALIZATIONS
+        check_finite_in_dtype("x0", x0_array, dtype)
+        reach = float(np.abs(x0_array).max()) + MAX_NORMAL_DRAW * self._sigma * (
+            1.0 + self._smoothing
         )
+        if not reach <= largest:
+            raise ValueError(
+                f"`sigma`={self._sigma!r} with `smoothing`={self._smoothing!r} would put sample "
+                f"points out to about |x0| + {MAX_NORMAL_DRAW:g} * sigma * (1 + smoothing) = "
+                f"{reach:.4g}, beyond {largest:.4g}, the largest {dtype} value"
+            )
+        for name, kwargs in (
+            ("optimizer_kwargs", optimizer_kwargs),
+            ("surrogate_kwargs", surrogate_kwargs),
+            ("surrogate_optimizer_kwargs", surrogate_optimizer_kwargs),
+        ):
+            if kwargs is not None and not isinstance(kwargs, Mapping):
+                raise TypeError(f"`{name}` must be a dict or None, got {short_repr(kwargs)}")
 
         bounds_np = check_bounds(bounds, dim)
         check_inside_bounds(x0_array, bounds_np)
+        # Bounds beyond the range of dtype become ±inf here, which is what they mean.
         self._bounds = (
             None
             if bounds_np is None
             else tuple(torch.as_tensor(b, device=self._device, dtype=dtype) for b in bounds_np)
         )
+        infinite_bound = None if bounds_np is None else first_infinite_bound(bounds_np, dtype)
+        if input_normalization is None:
+            input_normalization = (
+                "bounds" if bounds is not None and infinite_bound is None else "none"
+            )
+        check_choice("input_normalization", input_normalization, INPUT_NORMALIZATIONS)
+        if input_normalization == "bounds" and infinite_bound is not None:
+            raise ValueError(
+                "`input_normalization`='bounds' maps the box of `bounds` onto [-1, 1] and needs "
+                f"finite bounds, got {infinite_bound}; pass input_normalization='none' (the "
+                "default for such bounds) or finite bounds"
+            )
+        self._value_normalization = check_choice(
+            "value_normalization", value_normalization, VALUE_NORMALIZATIONS
+        )
 
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
-        self._seed = check_int("seed", seed, 0)
+        self._seed = check_int("seed", seed, 0, MAX_SEED)
+        torch_seed = generator_seed(self._seed)
         self._generator = torch.Generator(device=self._device)
-        self._generator.manual_seed(self._seed)
+        self._generator.manual_seed(torch_seed)
         self._sampler = Sampler(
             self._generator,
             self._batch_size,
@@ -226,9 +286,11 @@ class ZeroGrads:
         # The surrogate is initialized from a generator derived from the seed, so the global
         # torch RNG is neither read nor advanced.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self._seed + 1)
+            torch.manual_seed((torch_seed + 1) % 2**64)
             network = build_surrogate(surrogate, dim, **dict(surrogate_kwargs or {}))
         network.to(self._device, dtype)
+        if isinstance(surrogate, nn.Module):
+            check_surrogate_module(network, dim, self._device, dtype)
         network_optimizer = make_optimizer(
             "surrogate_optimizer",
             surrogate_optimizer,
@@ -236,6 +298,7 @@ class ZeroGrads:
             list(network.parameters()),
             self._surrogate_lr,
         )
+        check_step_needs_no_closure("surrogate_optimizer", network_optimizer)
         self._model = LocalSurrogate(
             network, network_optimizer, input_map, self._value_normalization, self._surrogate_steps
         )
@@ -243,6 +306,7 @@ class ZeroGrads:
         self._optimizer = make_optimizer(
             "optimizer", optimizer, optimizer_kwargs, [self._theta], self._lr
         )
+        check_step_needs_no_closure("optimizer", self._optimizer)
 
         self._nfev = 0
         self._iteration = 0
@@ -358,7 +422,9 @@ class ZeroGrads:
     ) -> None:
         """Record the batch's values, fit the surrogate and step θ in the chosen order."""
         # `to_values` returns CPU tensors; numpy reads them without a torch call per check.
-        finite = np.isfinite(values.detach().cpu().numpy())
+        # A value beyond the range of the working dtype would become ±inf in the surrogate,
+        # so it counts as not finite.
+        finite = finite_mask(values.detach().cpu().numpy(), self._dtype)
         n_bad = values.numel() - int(np.count_nonzero(finite))
         self._nfev += values.numel()
         self._pending = None
@@ -366,6 +432,7 @@ class ZeroGrads:
             self._n_nonfinite += n_bad
             warnings.warn(
                 f"dropped {n_bad} of {values.numel()} objective values that were not finite "
+                f"in {self._dtype} (NaN, ±inf or beyond ±{torch.finfo(self._dtype).max:.4g}) "
                 f"at iteration {self._iteration}",
                 NumericsWarning,
                 stacklevel=3,
@@ -382,10 +449,10 @@ class ZeroGrads:
             return
         self._nonfinite_streak = 0
         if n_bad:
-            finite_mask = torch.from_numpy(finite)
-            values = values[finite_mask.to(values.device)]
-            finite_mask = finite_mask.to(fit_points.device)
-            fit_points, queries = fit_points[finite_mask], queries[finite_mask]
+            keep = torch.from_numpy(finite)
+            values = values[keep.to(values.device)]
+            keep = keep.to(fit_points.device)
+            fit_points, queries = fit_points[keep], queries[keep]
 
         value_array = values.detach().cpu().numpy()
         best = int(value_array.argmin())
@@ -467,8 +534,10 @@ class ZeroGrads:
         """Restore a state returned by ``state_dict`` of an optimizer built the same way.
 
         Raises:
-            TypeError: ``state`` is not a dict.
-            ValueError: the state is malformed or belongs to a problem of another dimension.
+            TypeError: ``state`` is not a dict, or an entry has the wrong type.
+            ValueError: the state is malformed, or comes from an optimizer with another
+                dimension, batch size, surrogate or optimizer class. The optimizer is left
+                unchanged.
         """
         restore_state(self, state)
         self._model.fast = None

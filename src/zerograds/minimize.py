@@ -13,7 +13,6 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 
 from ._evaluation import ArrayConverter, Evaluator
@@ -95,14 +94,18 @@ def minimize(
             limit. Main-thread and process-pool evaluations are interrupted with ``SIGALRM``;
             in threads and on Dask the late call is abandoned and runs on to its end.
         max_retries: submissions of a point again after its worker died. Default 3.
-        storage: path of a SQLite run database, or a ``RunStore``. Every evaluation is
+        storage: path of a SQLite run database, or an open ``RunStore``. Every evaluation is
             recorded and a checkpoint is written every ``checkpoint_every`` iterations.
         checkpoint_every: iterations between checkpoints in ``storage``. Default 10.
         resume: with ``storage``, ``True`` continues the newest run started with the same
-            ``fun`` name, x0 and options (or starts one), an int continues that run id. The
+            ``fun``, x0, seed and options (or starts one), an int continues that run id. The
             evaluations recorded after its last checkpoint are reused, not repeated, and the
             result is bit-identical on CPU to a run that was never interrupted. ``max_evals``
-            may be raised to extend a run.
+            may be raised to extend a run. ``fun`` is matched by its qualified name and a hash
+            of its code and of the parameters captured in its closure, so two different lambdas
+            do not resume each other (see ``zerograds.storage.describe_run``); runs stored by
+            zerograds versions without that hash are not found by ``resume=True``. With
+            ``seed=None`` the run continues with the seed it was started with.
         run_name: label of a new run in ``storage``.
         **options: further options of ``ZeroGrads`` (``surrogate``, ``step_order``, ...).
 
@@ -116,8 +119,9 @@ def minimize(
             failing point attached as ``error.zerograds_point``; the optimizer's state is left
             as before the batch. A timeout raises ``EvaluationTimeoutError`` and a point whose
             worker died on every retry ``WorkerLostError``.
-        StorageError: ``storage`` is not a readable run database; ``RunLockedError`` when
-            another live process owns the run to resume.
+        StorageError: ``storage`` is not a readable run database, is a directory or a
+            closed ``RunStore``; ``RunLockedError`` when another live process owns the run to
+            resume.
 
     Example:
         >>> import numpy as np
@@ -131,11 +135,14 @@ def minimize(
     policy = FailurePolicy(on_error, on_nonfinite, penalty, timeout)
     max_retries = check_int("max_retries", max_retries, 0)
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
-    if storage is not None and seed is None:
-        # A stored run needs a known seed to be resumed.
-        seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
+    if storage is not None and not isinstance(storage, (str, os.PathLike, RunStore)):
+        raise TypeError(
+            "`storage` must be a path (str or os.PathLike) or a zerograds.RunStore, got "
+            f"{short_repr(storage)}"
+        )
     build = dict(sigma=sigma, lr=lr, batch_size=batch_size, bounds=bounds, **options)
     optimizer = ZeroGrads(x0, seed=seed, **build)
+    policy.check_dtype(optimizer.x.dtype)
     max_evals = check_int("max_evals", max_evals, optimizer.batch_size + 1)
     eval_every = check_int("eval_every", eval_every, 0)
     if callback is not None and not callable(callback):
@@ -154,6 +161,9 @@ def minimize(
     run: Run | None = None
     if storage is not None:
         store = storage if isinstance(storage, RunStore) else RunStore(storage)
+        # The fingerprint contains the seed the caller gave, None when ZeroGrads drew one, so
+        # that a resume with seed=None finds the run. A new run stores the drawn seed, and a
+        # resumed run continues with its stored seed.
         config = describe_run(fun, x0, seed, build, vectorized, eval_every, policy)
         config["budget"] = {"max_evals": max_evals, "checkpoint_every": checkpoint_every}
         run = store.open_run(config, seed=optimizer.seed, resume=resume, name=run_name)
@@ -229,7 +239,7 @@ def minimize(
             fun_theta = math.nan
             if extra:
                 fun_theta = evaluate.evaluate_one(optimizer.x)
-                if fun_theta < best_fun:
+                if math.isfinite(fun_theta) and fun_theta < best_fun:
                     best_fun, best_x = fun_theta, optimizer.x
             finite = values[values.isfinite()]
             entry = HistoryEntry(
@@ -253,7 +263,7 @@ def minimize(
         if run is not None:
             checkpoint()  # before the final evaluation, so a resumed run replays it
         final_fun = evaluate.evaluate_one(optimizer.x, "final")
-        if final_fun < best_fun:
+        if math.isfinite(final_fun) and final_fun < best_fun:
             best_fun, best_x = final_fun, optimizer.x
         if message is None:
             message = _budget_message(evaluate.calls, max_evals, optimizer.batch_size, extra)

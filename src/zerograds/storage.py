@@ -53,6 +53,7 @@ from ._storage_schema import (
     _connect,
     _evaluation_row,
 )
+from ._validation import check_positive_float, short_repr
 from .exceptions import RunLockedError, StorageError
 
 __all__ = [
@@ -111,16 +112,29 @@ class RunStore:
     Args:
         path: database file.
         stale_after: seconds without heartbeat after which an owner on another host is taken
-            to be dead. Default 60.
+            to be dead; a finite number > 0. Default 60.
 
     Raises:
-        StorageError: the file exists but is not a readable zerograds run database; it is left
-            unchanged.
+        TypeError: ``path`` is not a str or ``os.PathLike``, or ``stale_after`` is not a number.
+        ValueError: ``stale_after`` is not a finite number > 0.
+        StorageError: ``path`` is a directory, or the file exists but is not a readable
+            zerograds run database; it is left unchanged.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, stale_after: float = 60.0) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(
+                f"`path` must be a str or os.PathLike naming the run database, got "
+                f"{short_repr(path)}"
+            )
+        self.stale_after = check_positive_float("stale_after", stale_after)
         self.path = Path(path)
-        self.stale_after = float(stale_after)
+        self._closed = True  # until the connection below is open
+        if self.path.is_dir():
+            raise StorageError(
+                f"cannot use {self.path} as the run database: it is a directory; pass the path "
+                f"of a file in it, such as {self.path / 'runs.db'}"
+            )
         if self.path.exists() and self.path.stat().st_size > 0:
             _check_database(self.path)
         else:
@@ -137,6 +151,7 @@ class RunStore:
             raise StorageError(
                 f"cannot initialize the run database {self.path}: {error}"
             ) from error
+        self._closed = False
 
     def __enter__(self) -> RunStore:
         return self
@@ -144,18 +159,33 @@ class RunStore:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called; a closed store can no longer be read or written."""
+        return self._closed
+
     def close(self) -> None:
         """Close the database connection."""
+        self._closed = True
         self._connection.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(
+                f"the RunStore of {self.path} is closed; open it again with "
+                f"zerograds.RunStore({str(self.path)!r}), or pass the path instead"
+            )
 
     # ------------------------------------------------------------------ reading
     def list_runs(self) -> list[RunInfo]:
         """Return every run, oldest first."""
+        self._check_open()
         rows = self._connection.execute("SELECT * FROM runs ORDER BY id").fetchall()
         return [_run_info(row) for row in rows]
 
     def get_run(self, run_id: int) -> RunInfo:
         """Return run ``run_id``; raise ``StorageError`` when it does not exist."""
+        self._check_open()
         row = self._connection.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise StorageError(f"run {run_id} not found in {self.path}")
@@ -178,6 +208,7 @@ class RunStore:
             StorageError: the checkpoint's bytes do not match their checksum or cannot be
                 loaded; the database is left unchanged.
         """
+        self._check_open()
         row = self._connection.execute(
             "SELECT iteration, sha256, state FROM checkpoints WHERE run_id = ? "
             "ORDER BY iteration DESC LIMIT 1",
@@ -222,7 +253,9 @@ class RunStore:
             StorageError: run ``resume`` does not exist.
             ValueError: run ``resume`` was started with other trajectory options.
             RunLockedError: another live process owns the run.
+            StorageError: the store is closed.
         """
+        self._check_open()
         fingerprint = _fingerprint(config)
         row = None
         if resume is True:

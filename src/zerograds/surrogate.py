@@ -24,6 +24,7 @@ Any ``torch.nn.Module`` that maps `(n, d)` to `(n,)` or `(n, 1)` works as a surr
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -173,6 +174,7 @@ def build_surrogate(spec: str | nn.Module, dim: int, **kwargs: Any) -> nn.Module
                 f"{short_repr(kwargs)} with a custom module"
             )
         return spec
+    _check_preset_kwargs(spec, kwargs)
     if spec == "mlp":
         kwargs.setdefault("hidden", (256, 256))
         return MLP(dim, **kwargs)
@@ -192,3 +194,20 @@ def build_surrogate(spec: str | nn.Module, dim: int, **kwargs: Any) -> nn.Module
         f"`surrogate` must be one of {', '.join(repr(p) for p in SURROGATE_PRESETS)} or a "
         f"torch.nn.Module, got {short_repr(spec)}"
     )
+
+
+def _check_preset_kwargs(spec: Any, kwargs: dict[str, Any]) -> None:
+    """Raise ``TypeError`` for keys of ``surrogate_kwargs`` that the preset ``spec`` ignores."""
+    if spec not in SURROGATE_PRESETS:
+        return  # the caller reports the unknown preset
+    accepted = set(inspect.signature(MLP.__init__).parameters) - {"self", "dim"}
+    if spec == "highdim":
+        accepted.discard("encoding")  # the preset sets its own
+    accepted.update({"highdim": {"num_frequencies"}, "scalable": {"rank"}}.get(spec, set()))
+    unknown = sorted(str(key) for key in kwargs if key not in accepted)
+    if unknown:
+        noun = "key" if len(unknown) == 1 else "keys"
+        raise TypeError(
+            f"`surrogate_kwargs` got unknown {noun} {', '.join(repr(k) for k in unknown)} for the "
+            f"surrogate {spec!r}; it accepts {', '.join(repr(k) for k in sorted(accepted))}"
+        )

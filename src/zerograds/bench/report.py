@@ -277,6 +277,75 @@ def summary_lines(comparisons: dict[str, list[dict[str, Any]]]) -> list[str]:
     return lines
 
 
+NO_RESULTS = "No results yet."
+
+
+def reported_benchmarks(doc_path: Path, suite: str, benchmarks: list[Benchmark]) -> list[str]:
+    """Return the names of the benchmarks whose subsection in the suite's block of
+    ``doc_path`` shows results (anything but "No results yet.")."""
+    doc_path = Path(doc_path)
+    if not doc_path.is_file():
+        return []
+    begin, end = f"<!-- bench:{suite}:begin -->", f"<!-- bench:{suite}:end -->"
+    content = doc_path.read_text()
+    if begin not in content or end not in content:
+        return []
+    block = content.split(begin, 1)[1].split(end, 1)[0]
+    subsections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in block.splitlines():
+        if line.startswith("#"):
+            current = subsections.setdefault(line.lstrip("#").strip(), [])
+        elif current is not None:
+            current.append(line)
+    reported = []
+    for benchmark in benchmarks:
+        lines = subsections.get(benchmark.title)
+        text = "\n".join(lines or []).strip()
+        if text and text != NO_RESULTS:
+            reported.append(benchmark.name)
+    return reported
+
+
+def check_report_inputs(
+    suite: str, benchmarks: list[Benchmark], out_dir: Path, doc_path: Path
+) -> None:
+    """Check that redrawing the report from ``out_dir`` alone loses no reported result.
+
+    ``zerograds bench --report-only`` calls this before it writes anything.
+
+    Raises:
+        ValueError: ``out_dir`` does not exist or contains no result of the suite, or it lacks
+            the results of a benchmark that the report's block of the suite shows.
+    """
+    out_dir = Path(out_dir)
+    files = ", ".join(result_path(out_dir, benchmark).name for benchmark in benchmarks)
+    if not out_dir.is_dir():
+        raise ValueError(
+            f"--out {out_dir} not found; --report-only redraws the report from the result "
+            f"files of suite {suite!r} ({files}). Give the folder that contains them"
+        )
+    with_results = {
+        benchmark.name for benchmark in benchmarks if load_results(result_path(out_dir, benchmark))
+    }
+    if not with_results:
+        raise ValueError(
+            f"--out {out_dir} contains no result of suite {suite!r} (expected {files}); give the "
+            "folder of the suite's results or run the suite without --report-only"
+        )
+    missing = [
+        name
+        for name in reported_benchmarks(doc_path, suite, benchmarks)
+        if name not in with_results
+    ]
+    if missing:
+        raise ValueError(
+            f"--out {out_dir} has no results for {', '.join(missing)}, which {doc_path} shows; "
+            "redrawing would replace them with 'No results yet.'. Give the folder that contains "
+            "those results"
+        )
+
+
 def write_report(
     suite: str,
     benchmarks: list[Benchmark],
@@ -284,6 +353,7 @@ def write_report(
     doc_path: Path,
     elapsed: float | None = None,
     extra_lines: list[str] | None = None,
+    require_results: bool = False,
 ) -> list[Path]:
     """Draw the figures of every benchmark and write the suite's block of ``doc_path``.
 
@@ -294,11 +364,19 @@ def write_report(
         doc_path: the Markdown file to update (created when missing).
         elapsed: wall-clock seconds of the run that produced the results, if known.
         extra_lines: Markdown appended to the block (the cocopp figures, for example).
+        require_results: refuse to write when ``out_dir`` lacks results that the block shows
+            now (see ``check_report_inputs``), as ``zerograds bench --report-only`` does.
 
     Returns:
         The paths of the figures written.
+
+    Raises:
+        ValueError: with ``require_results``, what ``check_report_inputs`` raises; nothing is
+            written then.
     """
     doc_path = Path(doc_path)
+    if require_results:
+        check_report_inputs(suite, benchmarks, out_dir, doc_path)
     figures_dir = doc_path.parent / "figures"
     block = [
         f"## Suite `{suite}`",
@@ -318,7 +396,7 @@ def write_report(
     for benchmark in benchmarks:
         records = load_results(result_path(out_dir, benchmark))
         if not records:
-            sections += [f"### {benchmark.title}", "", "No results yet.", ""]
+            sections += [f"### {benchmark.title}", "", NO_RESULTS, ""]
             continue
         figures = plot_benchmark(benchmark, records, figures_dir, suite)
         written += figures

@@ -11,6 +11,7 @@ import csv
 import math
 import re
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +157,7 @@ def plot_traces(traces: list[Trace], out_dir: Path, title: str) -> list[Path]:
     ]
     for path, (x_name, y_name, x_label, y_label, y_scale) in zip(paths, axes_spec, strict=True):
         figure, axes = plt.subplots(figsize=(7, 4.5))
+        drawn = False
         for trace in traces:
             points = [
                 (getattr(row, x_name), getattr(row, y_name))
@@ -166,6 +168,7 @@ def plot_traces(traces: list[Trace], out_dir: Path, title: str) -> list[Path]:
                 continue
             xs, ys = zip(*points, strict=True)
             axes.plot(xs, ys, label=trace.method, linewidth=1.2)
+            drawn = True
         axes.set_xlabel(x_label)
         axes.set_ylabel(y_label)
         axes.set_yscale(y_scale)
@@ -173,7 +176,8 @@ def plot_traces(traces: list[Trace], out_dir: Path, title: str) -> list[Path]:
             axes.set_xscale("log")
         axes.set_title(title)
         axes.grid(True, which="both", alpha=0.3)
-        axes.legend()
+        if drawn:  # a run without a finite positive value draws no line
+            axes.legend()
         figure.tight_layout()
         figure.savefig(path, dpi=120)
         plt.close(figure)
@@ -213,6 +217,51 @@ def write_outputs(traces: list[Trace], out_dir: Path, title: str) -> list[Path]:
         paths.append(path)
     paths.extend(plot_traces(traces, out_dir, title))
     return paths
+
+
+def prepare_output_dir(path: Path, option: str = "--out") -> None:
+    """Create the folder ``path`` and check that files can be written in it.
+
+    Called before a run's first evaluation, so that a folder that cannot be written does not
+    lose the run's outputs at the end.
+
+    Raises:
+        ValueError: ``path`` is a file, cannot be created or is not writable. The message
+            names ``option`` and the path.
+    """
+    if path.exists() and not path.is_dir():
+        raise ValueError(
+            f"invalid {option} {path}: it is a file, not a folder; choose a folder to write to"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"invalid {option} {path}: cannot write to this folder ({error.strerror or error}); "
+            "choose a folder you can write to"
+        ) from None
+
+
+def prepare_output_file(path: Path, option: str = "--out") -> None:
+    """Create the folder of the file ``path`` and check that a file can be written there.
+
+    Raises:
+        ValueError: ``path`` is a folder, or its folder cannot be created or written to.
+    """
+    if path.is_dir():
+        raise ValueError(f"invalid {option} {path}: it is a folder; give the path of a file")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"invalid {option} {path}: cannot write to its folder {folder} "
+            f"({error.strerror or error}); choose a path you can write to"
+        ) from None
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

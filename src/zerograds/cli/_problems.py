@@ -25,6 +25,18 @@ _PROBLEM_PATTERN = re.compile(
 )
 
 
+class ObjectiveError(RuntimeError):
+    """The objective of ``--function`` raised, or returned something that is not a number.
+
+    The message names the function, what it returned or raised, and the point. ``values``
+    holds the values of the batch's points evaluated before the failing one, in order.
+    """
+
+    def __init__(self, message: str, values: list[float] | None = None) -> None:
+        super().__init__(message)
+        self.values = list(values or [])
+
+
 @dataclass
 class Problem:
     """An objective prepared for the driving loop.
@@ -37,6 +49,8 @@ class Problem:
         bounds: optional box ``(lower, upper)``, each `(d,)`.
         f_opt: optimal value when known, to report the precision f - f_opt.
         coco_problem: the ``cocoex`` problem, to ask whether COCO's final target was hit.
+        evaluate_point: maps one `(d,)` point to its value, for an objective that is called
+            point by point (``--function`` without ``--vectorized``); ``None`` otherwise.
     """
 
     name: str
@@ -46,6 +60,7 @@ class Problem:
     bounds: tuple[np.ndarray, np.ndarray] | None = None
     f_opt: float | None = None
     coco_problem: Any = None
+    evaluate_point: Callable[[np.ndarray], float] | None = None
 
 
 def load_coco_problem(spec: str) -> Problem:
@@ -172,6 +187,17 @@ def load_function_problem(
         raise ValueError(
             f"invalid --function {spec!r}; expected MODULE:CALLABLE, e.g. mymodule:loss"
         )
+    if not all(part.isidentifier() for part in module_name.split(".")):
+        raise ValueError(
+            f"invalid module name {module_name!r} in --function {spec!r}; expected a dotted "
+            "Python module name such as mypackage.objectives, not a file path. Run zerograds "
+            "in the folder that contains the module or add that folder to PYTHONPATH"
+        )
+    if not all(part.isidentifier() for part in attribute.split(".")):
+        raise ValueError(
+            f"invalid callable name {attribute!r} in --function {spec!r}; expected a Python "
+            "name such as loss or Model.loss"
+        )
     if dim is None or dim < 1:
         raise ValueError(f"--function needs --dim, a positive integer; got {dim}")
     module = import_objective_module(module_name, spec)
@@ -188,9 +214,118 @@ def load_function_problem(
     else:
         raise ValueError(f"--x0 has {len(x0)} numbers; expected 1 or --dim={dim}")
 
-    def evaluate(points: np.ndarray) -> np.ndarray:
-        if vectorized:
-            return np.asarray(fun(points), dtype=np.float64).reshape(-1)
-        return np.array([float(fun(point)) for point in points], dtype=np.float64)
+    label = f"--function {spec}"
 
-    return Problem(name=spec, dim=dim, x0=start, evaluate=evaluate)
+    def evaluate_point(point: np.ndarray) -> float:
+        try:
+            raw = fun(point)
+        except Exception as error:
+            raise ObjectiveError(
+                f"{label} raised {describe_error(error)} at x={short(point)}"
+            ) from error
+        value = as_number(raw)
+        if value is None:
+            raise ObjectiveError(
+                f"{label} returned {short(raw)} at x={short(point)}; it must return a real "
+                "number (a float, an int or an array of one number)"
+            )
+        return value
+
+    def evaluate_batch(points: np.ndarray) -> np.ndarray:
+        if vectorized:
+            return call_vectorized(fun, points, label)
+        values: list[float] = []
+        for point in points:
+            try:
+                values.append(evaluate_point(point))
+            except ObjectiveError as error:
+                error.values = values
+                raise
+        return np.array(values, dtype=np.float64)
+
+    return Problem(
+        name=spec,
+        dim=dim,
+        x0=start,
+        evaluate=evaluate_batch,
+        evaluate_point=None if vectorized else evaluate_point,
+    )
+
+
+def call_vectorized(fun: Callable[[Any], Any], points: np.ndarray, label: str) -> np.ndarray:
+    """Return ``fun(points)`` as `(n,)` float64 values; raise ``ObjectiveError`` otherwise."""
+    count = len(points)
+    where = f"on a batch of {count} points (first x={short(points[0])})"
+    try:
+        raw = fun(points)
+    except Exception as error:
+        raise ObjectiveError(
+            f"{label} (--vectorized) raised {describe_error(error)} {where}"
+        ) from error
+    array = _as_array(raw)
+    if array is None or array.size != count or array.dtype.kind not in "iuf":
+        raise ObjectiveError(
+            f"{label} (--vectorized) returned {short(raw)} {where}; it must return {count} "
+            "real numbers, one per row. Drop --vectorized if it takes one point"
+        )
+    return array.astype(np.float64).reshape(-1)
+
+
+def as_number(raw: Any) -> float | None:
+    """Return ``raw`` as a float if it is one real number (NaN and ±inf included), else None.
+
+    Accepted: int, float, numpy integer and floating scalars, and arrays or tensors holding
+    one such number. Rejected: None, bool, complex, strings and everything else.
+    """
+    if isinstance(raw, (bool, np.bool_)):
+        return None
+    if isinstance(raw, (int, float, np.integer, np.floating)):
+        try:
+            return float(raw)
+        except OverflowError:  # an int beyond the float range
+            return None
+    array = _as_array(raw)
+    if array is None or array.size != 1 or array.dtype.kind not in "iuf":
+        return None
+    try:
+        return float(array.reshape(()))
+    except OverflowError:
+        return None
+
+
+def _as_array(raw: Any) -> np.ndarray | None:
+    if raw is None or isinstance(raw, (str, bytes)):
+        return None
+    if hasattr(raw, "detach") and hasattr(raw, "cpu"):  # a torch tensor
+        raw = raw.detach().cpu()
+    try:
+        return np.asarray(raw)
+    except Exception:  # objects that numpy cannot convert
+        return None
+
+
+def describe_error(error: BaseException) -> str:
+    """Return ``"Type: message"`` of ``error`` on one line, cut to 200 characters."""
+    text = " ".join(str(error).split())
+    text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def short(value: Any, limit: int = 120) -> str:
+    """Return a one-line description of ``value`` of at most about ``limit`` characters.
+
+    A 1-D numeric array shows its numbers with 4 significant digits, only the first and last
+    three when it is long. Other arrays show their shape and dtype.
+    """
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iuf":
+        numbers = [f"{number:.4g}" for number in value.tolist()]
+        if len(numbers) > 8:
+            numbers = [*numbers[:3], "...", *numbers[-3:]]
+            return f"[{', '.join(numbers)}] (d={value.size})"
+        return f"[{', '.join(numbers)}]"
+    if isinstance(value, np.ndarray) and value.size != 1:
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

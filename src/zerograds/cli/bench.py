@@ -67,14 +67,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
+def _names(option: str, text: str) -> list[str]:
+    """Split a comma-separated ``text`` of ``option``; raise ``ValueError`` when it names none."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise ValueError(
+            f"invalid {option} {text!r}: it names nothing; give comma-separated names or "
+            f"omit {option} to select all"
+        )
+    return names
+
+
 def _select(benchmarks: list[Any], names: str | None, optimizers: str | None) -> list[Any]:
+    """Return the benchmarks selected by ``--benchmarks`` with the optimizers of
+    ``--optimizers``.
+
+    Raises:
+        ValueError: a name is unknown or the selection contains no cell.
+    """
     import dataclasses
 
     from ..bench.optimizers import get_optimizer
 
     chosen = benchmarks
-    if names:
-        requested = [name.strip() for name in names.split(",") if name.strip()]
+    if names is not None:
+        requested = _names("--benchmarks", names)
         known = {benchmark.name for benchmark in benchmarks}
         unknown = [name for name in requested if name not in known]
         if unknown:
@@ -83,10 +100,11 @@ def _select(benchmarks: list[Any], names: str | None, optimizers: str | None) ->
                 f"{sorted(known)}"
             )
         chosen = [benchmark for benchmark in benchmarks if benchmark.name in requested]
-    if optimizers:
-        selected = [name.strip() for name in optimizers.split(",") if name.strip()]
+    if optimizers is not None:
+        selected = _names("--optimizers", optimizers)
         for name in selected:
             get_optimizer(name)
+        available = sorted({name for benchmark in chosen for name in benchmark.optimizers})
         chosen = [
             dataclasses.replace(
                 benchmark,
@@ -94,6 +112,11 @@ def _select(benchmarks: list[Any], names: str | None, optimizers: str | None) ->
             )
             for benchmark in chosen
         ]
+        if not any(benchmark.optimizers for benchmark in chosen):
+            raise ValueError(
+                f"--optimizers {optimizers!r} selects no optimizer of the chosen benchmarks; "
+                f"expected names from {available}"
+            )
     return chosen
 
 
@@ -109,7 +132,7 @@ def _print_cell(record: dict[str, Any], skipped: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``zerograds bench``; return the exit status."""
-    from ..bench.report import write_report
+    from ..bench.report import check_report_inputs, write_report
     from ..bench.runner import run_benchmark
     from ..bench.suites import get_suite
 
@@ -126,6 +149,14 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{benchmark.name} {optimizer} {problem} seed={seed}")
         return 0
 
+    suite_benchmarks = get_suite(args.suite)
+    if args.report_only:
+        try:
+            check_report_inputs(args.suite, suite_benchmarks, out_dir, args.report)
+        except ValueError as error:
+            print(f"zerograds bench: error: {error}", file=sys.stderr)
+            return 2
+
     start = time.perf_counter()
     if not args.report_only:
         for benchmark in benchmarks:
@@ -137,15 +168,19 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     extra = _cocopp_section(benchmarks, out_dir, args.report, args.suite) if args.cocopp else []
-    suite_benchmarks = get_suite(args.suite)
-    figures = write_report(
-        args.suite,
-        suite_benchmarks,
-        out_dir,
-        args.report,
-        elapsed=None if args.report_only else time.perf_counter() - start,
-        extra_lines=extra,
-    )
+    try:
+        figures = write_report(
+            args.suite,
+            suite_benchmarks,
+            out_dir,
+            args.report,
+            elapsed=None if args.report_only else time.perf_counter() - start,
+            extra_lines=extra,
+            require_results=args.report_only,
+        )
+    except ValueError as error:
+        print(f"zerograds bench: error: {error}", file=sys.stderr)
+        return 2
     print(f"wrote {args.report} and {len(figures)} figures in {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -14,16 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from ._baselines import run_random_search, run_sepcma, run_tpe
-from ._output import HelpFormatter, Trace, format_table, write_outputs
-from .run import (
+from ._arguments import (
     add_threads_argument,
-    build_optimizer,
     check_evals,
-    drive,
+    check_option_conflicts,
     parse_options,
     torch_threads,
 )
+from ._baselines import run_random_search, run_sepcma, run_tpe
+from ._output import HelpFormatter, Trace, format_table, prepare_output_dir, write_outputs
+from .run import build_optimizer, drive
 
 # ZeroGrads options of the demo, chosen for a start 100 units from the optimum in 1000-D.
 # Adam moves each coordinate by about lr per step while the gradient's sign is stable, so
@@ -44,6 +44,14 @@ DEMO_OPTIONS: dict[str, Any] = {
     "surrogate_kwargs": {"hidden": (64, 64, 64)},
     "surrogate_lr": 1e-3,
     "replay": 1,
+}
+# ZeroGrads keyword arguments that a flag of the demo sets; --option must not set them again.
+DEMO_FLAGS = {
+    "sigma": "--sigma",
+    "lr": "--lr",
+    "batch_size": "--batch-size",
+    "seed": "--seed",
+    "x0": "--start",
 }
 
 
@@ -132,9 +140,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=[],
         metavar="NAME=VALUE",
         help=(
-            "further keyword argument of zerograds.ZeroGrads (VALUE as a Python literal); "
-            "overrides the demo's "
-            + ", ".join(f"{name}={value!r}" for name, value in DEMO_OPTIONS.items())
+            "further keyword argument of zerograds.ZeroGrads (VALUE as a Python literal), "
+            "other than those of --sigma, --lr, --batch-size, --seed and --start; overrides "
+            "the demo's " + ", ".join(f"{name}={value!r}" for name, value in DEMO_OPTIONS.items())
         ),
     )
     add_threads_argument(parser)
@@ -153,6 +161,10 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--tpe-seconds must be positive, got {args.tpe_seconds}")
     if not args.bound > 0:
         raise ValueError(f"--bound must be positive, got {args.bound}")
+    if args.cma_sigma is not None and not (math.isfinite(args.cma_sigma) and args.cma_sigma > 0):
+        raise ValueError(
+            f"--cma-sigma must be a positive number, got {args.cma_sigma}; omit it to use R/4"
+        )
     for name in ("start", "shift"):
         value = getattr(args, name)
         if not abs(value) <= args.bound:
@@ -166,10 +178,13 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``zerograds demo``; return 0 on success, 2 on invalid input."""
     try:
         check_arguments(args)
+        check_option_conflicts(args.option, DEMO_FLAGS)
         options = {**DEMO_OPTIONS, **parse_options(args.option)}
         x0 = np.full(args.dim, args.start)
         optimizer = build_optimizer(x0, args, **options)
         check_evals(args.evals, optimizer)
+        # Before the first evaluation, so that the methods' runs are not lost at the end.
+        prepare_output_dir(args.out, "--out")
     except (ValueError, TypeError) as error:
         print(f"zerograds demo: error: {error}", file=sys.stderr)
         return 2
@@ -225,7 +240,16 @@ def run(args: argparse.Namespace) -> int:
     )
     traces = [zerograds_trace, tpe_trace, random_trace, sepcma_trace]
 
-    paths = write_outputs(traces, args.out, f"Σ (x_i - {shift:g})², d = {args.dim}")
+    try:
+        paths = write_outputs(traces, args.out, f"Σ (x_i - {shift:g})², d = {args.dim}")
+    except OSError as error:
+        print(format_table(traces))
+        print(
+            f"zerograds demo: error: writing the outputs to --out {args.out} failed: "
+            f"{error.strerror or error}",
+            file=sys.stderr,
+        )
+        return 1
     print()
     print(format_table(traces))
     print(f"TPE {tpe_trace.note}")

@@ -9,229 +9,38 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import ast
-import contextlib
+import logging
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..exceptions import NonFiniteObjectiveError
 from ..storage import RunStore, StorageError
-from ._output import HelpFormatter, Trace, format_table, write_outputs
-from ._problems import COCO_SUITES, Problem, load_coco_problem, load_function_problem
+from ._arguments import (
+    RUN_FLAGS,
+    IterationHook,
+    add_parser,
+    check_evals,
+    check_option_conflicts,
+    parse_options,
+    torch_threads,
+)
+from ._output import Trace, format_table, prepare_output_dir, write_outputs
+from ._problems import (
+    ObjectiveError,
+    Problem,
+    load_coco_problem,
+    load_function_problem,
+)
 
-DEFAULT_DB = Path("zerograds-out/runs.db")
+# The command's interface for the CLI's entry point, which calls add_parser and run.
+__all__ = ["add_parser", "build_optimizer", "drive", "run"]
 
-# Called after every iteration with the optimizer and the trace; returning True stops the run.
-IterationHook = Callable[[Any, Trace], bool | None]
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``zerograds run`` and return its parser."""
-    parser = subparsers.add_parser(
-        "run",
-        help="run ZeroGrads on a COCO problem or on your own Python objective",
-        description=(
-            "Minimize one objective with ZeroGrads and write its trace (CSV), three PNG plots "
-            "and a summary table. Give exactly one of --problem and --function."
-        ),
-        formatter_class=HelpFormatter,
-    )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--problem",
-        metavar="SUITE:FUNCTION:DIM[:INSTANCE]",
-        help=(
-            "COCO problem through the cocoex package, e.g. bbob:1:5:1 (sphere, d=5, instance 1). "
-            f"SUITE is one of {', '.join(COCO_SUITES)}; INSTANCE defaults to 1. Starts at the "
-            "problem's initial solution and keeps θ inside its region of interest."
-        ),
-    )
-    source.add_argument(
-        "--function",
-        metavar="MODULE:CALLABLE",
-        help=(
-            "Python objective, imported as `from MODULE import CALLABLE`. It takes a 1-D "
-            "float array of length DIM and returns a number (with --vectorized: an (n, DIM) "
-            "array and n numbers). Needs --dim."
-        ),
-    )
-
-    parser.add_argument(
-        "--dim", type=int, help="number of parameters d of --function (required with it)"
-    )
-    parser.add_argument(
-        "--x0",
-        type=float,
-        nargs="+",
-        metavar="X",
-        help=(
-            "start point of --function: one number for every coordinate or DIM numbers "
-            "(default: all zeros)"
-        ),
-    )
-    parser.add_argument(
-        "--vectorized",
-        action="store_true",
-        help="call --function once per batch with an (n, DIM) array",
-    )
-
-    add_zerograds_arguments(parser)
-    add_threads_argument(parser)
-    parser.add_argument(
-        "--out", type=Path, default=Path("zerograds-out/run"), help="output directory"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-    storage = parser.add_argument_group("run database")
-    storage.add_argument(
-        "--db",
-        type=Path,
-        default=DEFAULT_DB,
-        help=(
-            "SQLite run database that records every evaluation and a checkpoint every "
-            "--checkpoint-every iterations, so that --resume can continue the run"
-        ),
-    )
-    storage.add_argument(
-        "--no-db", action="store_true", help="record nothing, so the run cannot be resumed"
-    )
-    storage.add_argument(
-        "--resume",
-        type=int,
-        nargs="?",
-        const=True,
-        default=False,
-        metavar="ID",
-        help=(
-            "continue the newest run in --db started with the same objective, x0, seed and "
-            "ZeroGrads options (with ID: run ID of `zerograds runs list`) from its last "
-            "checkpoint; evaluations recorded after it are reused, not repeated, and the result "
-            "is bit-identical on CPU to an uninterrupted run. Starts a new run when none matches. "
-            "A larger --evals extends a finished run"
-        ),
-    )
-    storage.add_argument(
-        "--checkpoint-every",
-        type=int,
-        default=10,
-        metavar="N",
-        help="iterations between checkpoints in --db (one iteration evaluates 2·batch-size points)",
-    )
-    return parser
-
-
-def add_zerograds_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ZeroGrads options that ``run`` passes to ``zerograds.ZeroGrads``."""
-    parser.add_argument(
-        "--evals", type=int, default=10_000, help="objective evaluations (budget, never exceeded)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of all random draws")
-    parser.add_argument(
-        "--sigma",
-        type=float,
-        default=1.0,
-        help="standard deviation σ of the sampling perturbations, in the units of x",
-    )
-    parser.add_argument(
-        "--lr",
-        type=float,
-        default=None,
-        help="learning rate of Adam on θ, in the units of x per step (default: 0.5·σ)",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=4,
-        help="perturbations B per iteration; each iteration evaluates 2B points",
-    )
-    parser.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help=(
-            "further keyword argument of zerograds.ZeroGrads, VALUE as a Python literal, e.g. "
-            "--option surrogate_steps=10 --option step_order='\"step_first\"'; repeatable"
-        ),
-    )
-
-
-def positive_int(text: str) -> int:
-    """Parse an argparse value that must be an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value
-
-
-def add_threads_argument(parser: argparse.ArgumentParser) -> None:
-    """Add ``--threads``, the torch CPU thread count that ``torch_threads`` sets."""
-    parser.add_argument(
-        "--threads",
-        type=positive_int,
-        default=1,
-        metavar="N",
-        help="torch CPU threads for the surrogate; 1 suits its small matrices",
-    )
-
-
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Set torch's CPU thread count to ``count`` inside the block and restore it after.
-
-    torch's default, one thread per core, oversubscribes the cores on the surrogate's small
-    matrix products as soon as another process keeps a core busy, and then each iteration
-    takes far longer than on one thread. ``bench`` also runs its cells on one thread.
-    """
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def check_evals(evals: int, optimizer: Any) -> None:
-    """Raise ``ValueError`` unless ``--evals`` covers one iteration and the final evaluation.
-
-    The minimum is the one ``zerograds.minimize`` enforces on ``max_evals``: the 2B points of
-    one ask/tell iteration plus the evaluation at the final θ.
-    """
-    minimum = optimizer.batch_size + 1
-    if evals < minimum:
-        raise ValueError(
-            f"--evals must be at least {minimum}, got {evals}. One iteration evaluates "
-            f"2·batch-size = {optimizer.batch_size} points, and one more evaluation is at the "
-            "final θ"
-        )
-
-
-def parse_options(items: list[str]) -> dict[str, Any]:
-    """Parse ``NAME=VALUE`` strings into keyword arguments (VALUE as a Python literal).
-
-    A VALUE that is not a literal is taken as a string, so ``step_order=step_first`` works.
-    """
-    options: dict[str, Any] = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep or not name.isidentifier():
-            raise ValueError(
-                f"invalid --option {item!r}; expected NAME=VALUE, e.g. surrogate_steps=10"
-            )
-        try:
-            options[name] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            options[name] = text
-    return options
+logger = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------- driving loop
@@ -271,7 +80,14 @@ def drive(
     try:
         while evaluations + optimizer.batch_size + 1 <= max_evals:
             points = optimizer.ask()
-            values = evaluate(points.detach().cpu().numpy().astype(np.float64))
+            try:
+                values = evaluate(points.detach().cpu().numpy().astype(np.float64))
+            except ObjectiveError as error:
+                # The optimizer cannot take part of a batch; the trace keeps its best value.
+                if error.values:
+                    finite = [value for value in error.values if math.isfinite(value)]
+                    trace.add(evaluations + len(error.values), min(finite, default=math.nan))
+                raise
             optimizer.tell(points, values)
             evaluations += len(values)
 
@@ -292,13 +108,50 @@ def drive(
     return final_value, evaluations
 
 
-def drive_stored(problem: Problem, args: argparse.Namespace) -> tuple[Trace, float, int, int]:
+def stored_objective(problem: Problem) -> tuple[Callable[[np.ndarray], Any], bool]:
+    """Return the objective that ``drive_stored`` gives ``zerograds.minimize``, and whether it
+    is vectorized.
+
+    An objective called point by point stays so, so that the run database records each value
+    as it comes and keeps the values of a batch in which a later point fails.
+    """
+    objective: Callable[[np.ndarray], Any]
+    if problem.evaluate_point is not None:
+        evaluate_point = problem.evaluate_point
+
+        def objective(point: np.ndarray) -> float:
+            return evaluate_point(point)
+
+        vectorized = False
+    else:
+        evaluate = problem.evaluate
+
+        def objective(points: np.ndarray) -> np.ndarray:
+            return evaluate(points)
+
+        vectorized = True
+    # The run database identifies an objective by its qualified name and a hash of its code,
+    # so a problem-specific name keeps --resume to runs of the same problem.
+    objective.__module__ = __name__
+    objective.__qualname__ = f"run[{problem.name}]"
+    return objective, vectorized
+
+
+def drive_stored(
+    problem: Problem, args: argparse.Namespace, options: dict[str, Any]
+) -> tuple[Trace, float, int, int]:
     """Run ``problem`` through ``zerograds.minimize`` with the run database ``args.db``.
 
     Every evaluation is recorded and a checkpoint written every ``args.checkpoint_every``
     iterations, so a killed run continues with ``--resume``. The trace is rebuilt from the
     run's history and its recorded evaluations, so it also covers the iterations done before an
     interruption.
+
+    Args:
+        problem: the objective.
+        args: the command line.
+        options: further keyword arguments of ``zerograds.minimize`` (``--option`` and the
+            problem's bounds).
 
     Returns:
         ``(trace, value at the final θ, total evaluations, run id)``.
@@ -307,18 +160,12 @@ def drive_stored(problem: Problem, args: argparse.Namespace) -> tuple[Trace, flo
         ValueError: the run to resume was started with other options.
         StorageError: the database is unreadable, the run does not exist, or another live
             process owns it.
+        ObjectiveError: the objective raised or returned something that is not a number. The
+            evaluations made before stay recorded in the database.
     """
     import zerograds as zg
 
-    def objective(points: np.ndarray) -> np.ndarray:
-        return problem.evaluate(points)
-
-    # The run database identifies an objective by its qualified name, so that --resume only
-    # continues runs of the same problem.
-    objective.__module__ = __name__
-    objective.__qualname__ = f"run[{problem.name}]"
-
-    args.db.parent.mkdir(parents=True, exist_ok=True)
+    objective, vectorized = stored_objective(problem)
     with RunStore(args.db) as store:
         result = zg.minimize(
             objective,
@@ -328,13 +175,12 @@ def drive_stored(problem: Problem, args: argparse.Namespace) -> tuple[Trace, flo
             max_evals=args.evals,
             batch_size=args.batch_size,
             seed=args.seed,
-            bounds=problem.bounds,
-            vectorized=True,
+            vectorized=vectorized,
             progress=not args.no_progress,
             storage=store,
             checkpoint_every=args.checkpoint_every,
             resume=args.resume,
-            **parse_options(args.option),
+            **options,
         )
         assert result.run_id is not None
         values = {int(row["seq"]): float(row["value"]) for row in store.evaluations(result.run_id)}
@@ -351,55 +197,185 @@ def drive_stored(problem: Problem, args: argparse.Namespace) -> tuple[Trace, flo
     return trace, float(result.fun), int(result.nfev), result.run_id
 
 
-def build_optimizer(x0: np.ndarray, args: argparse.Namespace, **overrides: Any) -> Any:
-    """Create a ``zerograds.ZeroGrads`` from the command line's ZeroGrads options."""
+def build_optimizer(x0: np.ndarray, args: argparse.Namespace, **options: Any) -> Any:
+    """Create a ``zerograds.ZeroGrads`` from the flags ``--sigma``, ``--lr``, ``--batch-size``
+    and ``--seed`` and the further keyword arguments ``options``."""
     import zerograds as zg
 
-    options = {
-        "sigma": args.sigma,
-        "lr": args.lr,
-        "batch_size": args.batch_size,
-        "seed": args.seed,
-        **parse_options(args.option),
-        **overrides,
-    }
-    return zg.ZeroGrads(x0, **options)
+    return zg.ZeroGrads(
+        x0, sigma=args.sigma, lr=args.lr, batch_size=args.batch_size, seed=args.seed, **options
+    )
+
+
+def run_options(problem: Problem, args: argparse.Namespace) -> dict[str, Any]:
+    """Return the keyword arguments of ``--option`` plus the problem's bounds.
+
+    Raises:
+        ValueError: an ``--option`` sets what a flag or the problem already sets, or is
+            malformed.
+    """
+    set_by_problem = {}
+    if problem.coco_problem is not None:
+        set_by_problem = {
+            "bounds": "the bounds that run takes from the COCO problem's region of interest; "
+            "drop it (--option bounds applies to --function only)",
+            "x0": "the start point that run takes from the COCO problem; drop it",
+        }
+    check_option_conflicts(args.option, RUN_FLAGS, set_by_problem)
+    options = parse_options(args.option)
+    if problem.bounds is not None:
+        options["bounds"] = problem.bounds
+    return options
+
+
+def check_problem_arguments(args: argparse.Namespace) -> None:
+    """Raise ``ValueError`` for ``--function`` options given with ``--problem``."""
+    if args.problem is None:
+        return
+    for flag, is_set in (
+        ("--dim", args.dim is not None),
+        ("--x0", args.x0 is not None),
+        ("--vectorized", args.vectorized),
+    ):
+        if is_set:
+            raise ValueError(
+                f"{flag} applies to --function only; --problem {args.problem} sets its own "
+                "dimension and start point. Drop " + flag
+            )
+
+
+def check_db_folder(db: Path) -> None:
+    """Create the folder of the run database ``db``; raise ``ValueError`` when that fails."""
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(
+            f"cannot create the folder {db.parent} of --db {db}: {error.strerror or error}; "
+            "choose another --db or pass --no-db"
+        ) from None
+    if db.is_dir():
+        raise ValueError(f"invalid --db {db}: it is a folder; give the path of a file")
+
+
+def report_objective_failure(
+    error: Exception, problem: Problem, args: argparse.Namespace, trace: Trace | None
+) -> None:
+    """Print what was kept of a run that the objective stopped, then the one-line error."""
+    logger.info("the objective failed", exc_info=error)
+    if trace is not None and trace.rows:
+        try:
+            write_outputs([trace], args.out, f"ZeroGrads on {problem.name} (stopped)")
+            print(
+                f"zerograds run: wrote the trace of the {trace.evaluations} evaluations before "
+                f"the failure to {args.out}",
+                file=sys.stderr,
+            )
+        except OSError as write_error:
+            logger.warning("could not write the partial trace: %s", write_error)
+    if not args.no_db:
+        recorded = failed_run(args.db, problem)
+        if recorded is not None:
+            run_id, count = recorded
+            print(
+                f"zerograds run: run {run_id} in {args.db} keeps the {count} "
+                f"evaluation{'' if count == 1 else 's'} made, the failed one included; "
+                f"`zerograds runs show {run_id} --db {args.db}` describes it",
+                file=sys.stderr,
+            )
+    hint = " (-v shows the traceback)" if isinstance(error.__cause__, Exception) else ""
+    print(f"zerograds run: error: {error}{hint}", file=sys.stderr)
+
+
+def failed_run(db: Path, problem: Problem) -> tuple[int, int] | None:
+    """Return ``(run id, evaluations recorded)`` of the latest run of ``problem`` in ``db``."""
+    objective, _ = stored_objective(problem)
+    name = f"{objective.__module__}.{objective.__qualname__}"
+    try:
+        with RunStore(db) as store:
+            runs = [
+                info
+                for info in store.list_runs()
+                if info.config.get("trajectory", {}).get("fun") == name
+            ]
+            if not runs:
+                return None
+            latest = max(runs, key=lambda info: (info.updated, info.id))
+            return latest.id, len(store.evaluations(latest.id))
+    except StorageError:
+        return None
+
+
+def problem_label(args: argparse.Namespace) -> str:
+    """Return ``--function SPEC`` or ``--problem SPEC``, as given on the command line."""
+    return (
+        f"--problem {args.problem}" if args.problem is not None else f"--function {args.function}"
+    )
 
 
 # ---------------------------------------------------------------------- command
 def run(args: argparse.Namespace) -> int:
-    """Execute ``zerograds run``; return 0 on success, 2 on invalid input."""
+    """Execute ``zerograds run``; return 0 on success, 2 on invalid input, 1 when the
+    objective fails or the outputs cannot be written."""
     try:
+        check_problem_arguments(args)
         if args.problem is not None:
             problem = load_coco_problem(args.problem)
         else:
             problem = load_function_problem(args.function, args.dim, args.x0, args.vectorized)
-        optimizer = build_optimizer(problem.x0, args, bounds=problem.bounds)
+        options = run_options(problem, args)
+        optimizer = build_optimizer(problem.x0, args, **options)
         check_evals(args.evals, optimizer)
         if args.no_db and args.resume is not False:
             raise ValueError("--resume needs the run database; drop --no-db")
         if args.checkpoint_every < 1:
             raise ValueError(f"--checkpoint-every must be at least 1, got {args.checkpoint_every}")
+        # Before the first evaluation, so that a run is not computed and then lost.
+        prepare_output_dir(args.out, "--out")
+        if not args.no_db:
+            check_db_folder(args.db)
     except (ValueError, TypeError, ImportError, AttributeError) as error:
         print(f"zerograds run: error: {error}", file=sys.stderr)
         return 2
 
     run_id: int | None = None
+    trace: Trace | None = None
     with torch_threads(args.threads):
-        if args.no_db:
-            trace = Trace("ZeroGrads")
-            final_value, evaluations = drive(
-                optimizer, problem.evaluate, args.evals, trace, progress=not args.no_progress
-            )
-        else:
-            try:
-                trace, final_value, evaluations, run_id = drive_stored(problem, args)
-            except (ValueError, StorageError) as error:
-                print(f"zerograds run: error: {error}", file=sys.stderr)
-                return 2
+        try:
+            if args.no_db:
+                trace = Trace("ZeroGrads")
+                final_value, evaluations = drive(
+                    optimizer, problem.evaluate, args.evals, trace, progress=not args.no_progress
+                )
+            else:
+                trace, final_value, evaluations, run_id = drive_stored(problem, args, options)
+        except (ValueError, StorageError) as error:
+            print(f"zerograds run: error: {error}", file=sys.stderr)
+            return 2
+        except ObjectiveError as error:
+            report_objective_failure(error, problem, args, trace)
+            return 1
+        except NonFiniteObjectiveError as error:
+            wrapped = ObjectiveError(f"{problem_label(args)}: {error}")
+            report_objective_failure(wrapped, problem, args, trace)
+            return 1
 
-    paths = write_outputs([trace], args.out, f"ZeroGrads on {problem.name}")
+    try:
+        paths = write_outputs([trace], args.out, f"ZeroGrads on {problem.name}")
+    except OSError as error:
+        recorded = "" if run_id is None else f"; the run is recorded as run {run_id} in {args.db}"
+        print(
+            f"zerograds run: error: writing the outputs to --out {args.out} failed: "
+            f"{error.strerror or error}{recorded}",
+            file=sys.stderr,
+        )
+        return 1
     print(format_table([trace]))
+    if not math.isfinite(trace.best_value):
+        print(
+            f"zerograds run: warning: {problem_label(args)} returned no finite value in "
+            f"{evaluations} evaluations; check what it returns near --x0",
+            file=sys.stderr,
+        )
     print(f"problem: {problem.name} (d={problem.dim}), {evaluations} evaluations")
     print(f"value at final θ: {final_value:.6g}; best value: {trace.best_value:.6g}")
     if problem.f_opt is not None:

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._output import HelpFormatter
+from ._output import HelpFormatter, prepare_output_file
 
 DEFAULT_DB = Path("zerograds-out/runs.db")
 
@@ -49,13 +49,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``zerograds runs``; return 0 on success, 1 when the run or database is missing
-    or unreadable."""
+    or unreadable or the plot cannot be written, 2 when ``--out`` cannot be written to."""
     from zerograds.exceptions import StorageError
     from zerograds.storage import RunStore
 
     if not args.db.exists():
         print(f"zerograds runs: error: run database {args.db} not found", file=sys.stderr)
         return 1
+    out = None
+    if args.action == "plot":
+        out = args.out or args.db.with_name(f"run-{args.run_id}.png")
+        try:
+            prepare_output_file(out, "--out")
+        except ValueError as error:
+            print(f"zerograds runs: error: {error}", file=sys.stderr)
+            return 2
     try:
         with RunStore(args.db) as store:
             if args.action == "list":
@@ -63,8 +71,16 @@ def run(args: argparse.Namespace) -> int:
             elif args.action == "show":
                 _show(store, args.run_id)
             else:
-                out = args.out or args.db.with_name(f"run-{args.run_id}.png")
-                _plot(store, args.run_id, out)
+                assert out is not None
+                try:
+                    _plot(store, args.run_id, out)
+                except OSError as error:
+                    print(
+                        f"zerograds runs: error: writing the plot to --out {out} failed: "
+                        f"{error.strerror or error}; choose another --out",
+                        file=sys.stderr,
+                    )
+                    return 1
                 print(f"wrote {out}")
     except StorageError as error:
         print(f"zerograds runs: error: {error}", file=sys.stderr)
@@ -140,6 +156,8 @@ def _plot(store: object, run_id: int, out: Path) -> None:
     axes.set_title(f"run {run_id}")
     axes.legend()
     figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=100)
-    plt.close(figure)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(out, dpi=100)
+    finally:
+        plt.close(figure)
