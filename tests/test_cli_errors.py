@@ -444,3 +444,34 @@ def test_run_rejects_function_options_with_problem(
     assert main(argv) == 2
     line = error_line(capsys.readouterr().err)
     assert line.startswith(f"zerograds run: error: {flag} applies to --function only"), line
+
+
+def test_runs_db_after_the_action(
+    objectives: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "runs.db"
+    assert main(run_argv("sphere", "--db", str(db), evals=20)) == 0
+    capsys.readouterr()
+    assert main(["runs", "show", "1", "--db", str(db)]) == 0
+    after = capsys.readouterr().out
+    assert main(["runs", "--db", str(db), "show", "1"]) == 0
+    before = capsys.readouterr().out
+    assert after == before
+    assert after.startswith(f"run 1 in {db}")
+
+
+def test_runs_missing_db_names_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "none.db"
+    assert main(["runs", "list", "--db", str(missing)]) == 1
+    line = error_line(capsys.readouterr().err)
+    assert line.startswith(f"zerograds runs: error: run database {missing} not found"), line
+    assert "--db PATH" in line
+
+
+def test_bench_report_defaults_to_the_results_folder(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    argv = ["bench", "--suite", "tiny", "--out", str(out), "--optimizers", "random_search"]
+    assert main(argv) == 0
+    report = out / "report.md"
+    assert "<!-- bench:tiny:begin -->" in report.read_text()
+    assert sorted((out / "figures").glob("bench-tiny-*.png"))

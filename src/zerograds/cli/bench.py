@@ -1,4 +1,4 @@
-"""``zerograds bench``: run a benchmark suite and write its report into docs/benchmarks.md."""
+"""``zerograds bench``: run a benchmark suite and write its Markdown report and figures."""
 
 from __future__ import annotations
 
@@ -38,8 +38,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--report",
         type=Path,
-        default=Path("docs/benchmarks.md"),
-        help="Markdown report to update; figures go to the folder figures/ beside it",
+        default=None,
+        help=(
+            "Markdown report to update; figures go to the folder figures/ beside it (default: "
+            "report.md in --out; the repository's docs are regenerated with "
+            "--report docs/benchmarks.md)"
+        ),
     )
     parser.add_argument(
         "--benchmarks",
@@ -142,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"zerograds bench: error: {error}", file=sys.stderr)
         return 2
     out_dir = args.out or Path(f"zerograds-out/bench-{args.suite}")
+    args.report = args.report or out_dir / "report.md"
 
     if args.list:
         for benchmark in benchmarks:

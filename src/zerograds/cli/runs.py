@@ -4,6 +4,7 @@ Examples::
 
     zerograds runs list
     zerograds runs show 3 --db zerograds-out/runs.db
+    zerograds runs --db zerograds-out/runs.db show 3     # the same
     zerograds runs plot 3 --out run3.png
 """
 
@@ -33,10 +34,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--db", type=Path, default=DEFAULT_DB, help="run database (SQLite file) to read"
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("list", help="one line per run: id, status, evaluations, best value")
+    listing = actions.add_parser(
+        "list", help="one line per run: id, status, evaluations, best value"
+    )
     show = actions.add_parser("show", help="options, status and failure counts of one run")
     show.add_argument("run_id", type=int, metavar="ID", help="run id, as printed by `runs list`")
     plot = actions.add_parser("plot", help="PNG of the best value against evaluations")
+    for action in (listing, show, plot):
+        # --db may also follow the action; SUPPRESS keeps the value given before it otherwise.
+        action.add_argument(
+            "--db", type=Path, default=argparse.SUPPRESS, help="run database (SQLite file) to read"
+        )
     plot.add_argument("run_id", type=int, metavar="ID", help="run id, as printed by `runs list`")
     plot.add_argument(
         "--out",
@@ -54,7 +62,11 @@ def run(args: argparse.Namespace) -> int:
     from zerograds.storage import RunStore
 
     if not args.db.exists():
-        print(f"zerograds runs: error: run database {args.db} not found", file=sys.stderr)
+        print(
+            f"zerograds runs: error: run database {args.db} not found; pass the file that "
+            "minimize(storage=...) or `zerograds run --db` wrote with --db PATH",
+            file=sys.stderr,
+        )
         return 1
     out = None
     if args.action == "plot":
