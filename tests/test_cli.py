@@ -125,7 +125,7 @@ def test_run_function_improves(
 ) -> None:
     out = tmp_path / "run"
     argv = ["run", "--function", f"{objective_module}:{callable_name}", "--dim", "4",
-            "--x0", "-1", "--evals", "400", "--sigma", "0.3", "--no-progress",
+            "--x0", "-1", "--evals", "400", "--sigma", "0.3", "--lr", "0.15", "--no-progress",
             "--out", str(out), *extra]  # fmt: skip
     assert main(argv) == 0
     rows = read_trace(out / "trace_zerograds.csv")

@@ -33,7 +33,7 @@ def test_coco_sphere_solved_to_precision(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "coco"
-    argv = ["run", "--problem", "bbob:1:5:1", "--sigma", "0.04", "--evals", "3000",
+    argv = ["run", "--problem", "bbob:1:5:1", "--sigma", "0.04", "--lr", "0.02", "--evals", "3000",
             "--seed", "0", "--no-progress", "--out", str(out),
             "--db", str(tmp_path / "runs.db")]  # fmt: skip
     assert main(argv) == 0

@@ -206,7 +206,7 @@ def test_failure_policy_checks_penalty_against_dtype() -> None:
 def test_infinite_bounds_default_to_no_input_normalization(bounds: Any) -> None:
     opt = zg.ZeroGrads([0.5, 0.5], bounds=bounds, seed=0)
     assert opt._model.input_map.kind == "none"
-    result = zg.minimize(sphere, [0.5, 0.5], bounds=bounds, max_evals=200, seed=0)
+    result = zg.minimize(sphere, [0.5, 0.5], bounds=bounds, lr=0.5, max_evals=200, seed=0)
     assert result.fun < 0.05  # the start's value is 0.5
 
 

@@ -69,7 +69,8 @@ class ZeroGrads:
         x0: initial parameters θ, `(d,)`; a list, numpy array or tensor.
         sigma: standard deviation σ of the sampling perturbations, in the units of θ.
             Default 1.0.
-        lr: learning rate of the θ optimizer. Default ``0.5 * sigma``.
+        lr: learning rate of the θ optimizer. Default ``0.1 * sigma``; from a start many σ
+            from the optimum, ``0.5 * sigma`` travels faster.
         batch_size: number B of perturbations per iteration; each iteration evaluates 2B points.
             Without antithetic pairs it draws 2B independent perturbations. Default 4 (the
             paper's code uses 2; ``docs/defaults.md`` compares them). At most
@@ -179,7 +180,7 @@ class ZeroGrads:
         x0_array = check_x0(x0)
         self._dim = dim = x0_array.size
         self._sigma = check_positive_float("sigma", sigma)
-        self._lr = check_positive_float("lr", 0.5 * self._sigma if lr is None else lr)
+        self._lr = check_positive_float("lr", 0.1 * self._sigma if lr is None else lr)
         self._batch_size = check_int("batch_size", batch_size, 1)
         largest_batch = MAX_BATCH_ELEMENTS // (2 * dim)
         if self._batch_size > largest_batch:

@@ -64,7 +64,7 @@ def minimize(
             a tensor.
         x0: initial point, `(d,)`: a list, numpy array or tensor.
         sigma: standard deviation σ of the sampling perturbations, in the units of x.
-        lr: learning rate of the θ optimizer (Adam by default). Default ``0.5 * sigma``.
+        lr: learning rate of the θ optimizer (Adam by default). Default ``0.1 * sigma``.
         max_evals: budget of objective calls, counting every call including the final
             evaluation of θ; never exceeded. The run stops when the next iteration would not
             fit, so it can end up to one iteration short of the budget. Default 10,000.

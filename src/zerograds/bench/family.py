@@ -1,7 +1,7 @@
 """Gradient estimators of ZeroGrads' own family, without a surrogate, for the ablations.
 
 All three move θ with the same outer optimizer as ZeroGrads' defaults (``torch.optim.Adam``
-with lr = 0.5 σ) and project θ onto the box after each step:
+with lr = 0.1 σ) and project θ onto the box after each step:
 
 * antithetic Gaussian smoothing (the "earlier estimator" that ZeroGrads replaces):
   g = 1/(2Bσ) Σ_j (f(θ + σ ε_j) - f(θ - σ ε_j)) ε_j with ε_j ~ N(0, I), B pairs per step,
@@ -28,10 +28,10 @@ Estimator = Callable[[np.ndarray, Recorder, np.random.Generator], np.ndarray]
 def _descend(
     problem: Problem, recorder: Recorder, seed: int, sigma: float, estimate: Estimator
 ) -> None:
-    """Follow ``estimate``'s gradient with Adam (lr 0.5 σ) until the recorder stops the run."""
+    """Follow ``estimate``'s gradient with Adam (lr 0.1 σ) until the recorder stops the run."""
     rng = np.random.default_rng(seed)
     theta = torch.tensor(problem.x0, dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.Adam([theta], lr=0.5 * sigma)
+    optimizer = torch.optim.Adam([theta], lr=0.1 * sigma)
     lower = torch.as_tensor(problem.lower)
     upper = torch.as_tensor(problem.upper)
     while True:

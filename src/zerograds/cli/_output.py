@@ -233,15 +233,12 @@ def prepare_output_dir(path: Path, option: str = "--out") -> None:
         raise ValueError(
             f"invalid {option} {path}: it is a file, not a folder; choose a folder to write to"
         )
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as error:
+    error = _write_probe(path)
+    if error is not None:
         raise ValueError(
-            f"invalid {option} {path}: cannot write to this folder ({error.strerror or error}); "
+            f"invalid {option} {path}: cannot write to this folder ({error}); "
             "choose a folder you can write to"
-        ) from None
+        )
 
 
 def prepare_output_file(path: Path, option: str = "--out") -> None:
@@ -253,15 +250,23 @@ def prepare_output_file(path: Path, option: str = "--out") -> None:
     if path.is_dir():
         raise ValueError(f"invalid {option} {path}: it is a folder; give the path of a file")
     folder = path.parent
+    error = _write_probe(folder)
+    if error is not None:
+        raise ValueError(
+            f"invalid {option} {path}: cannot write to its folder {folder} ({error}); "
+            "choose a path you can write to"
+        )
+
+
+def _write_probe(folder: Path) -> str | None:
+    """Create ``folder`` and a temporary file in it; return why that failed, or None."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        raise ValueError(
-            f"invalid {option} {path}: cannot write to its folder {folder} "
-            f"({error.strerror or error}); choose a path you can write to"
-        ) from None
+        return str(error.strerror or error)
+    return None
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
