@@ -47,7 +47,10 @@ def main() -> None:
     for name, setting in SETTINGS.items():
         gaps = []
         for seed in (1, 2):
-            opt = zg.ZeroGrads(x0, sigma=sigma, seed=seed, **{**PAPER_SIZES, **setting})
+            # lr 0.5σ was the default when this study ran.
+            opt = zg.ZeroGrads(
+                x0, sigma=sigma, lr=0.5 * sigma, seed=seed, **{**PAPER_SIZES, **setting}
+            )
             for _ in range(iterations):
                 points = opt.ask()
                 opt.tell(points, ((points - optimum) ** 2).sum(dim=1))

@@ -108,10 +108,11 @@ class ReferenceLoop:
 class ZeroGradsLoop:
     def __init__(self, x0: torch.Tensor, *, seed: int) -> None:
         # The paper's sizes, which the reference loop writes out: 3 x 64, B = 2, lr 1e-3,
-        # and each fit on the new batch only (replay=1).
+        # θ's lr 0.5σ, and each fit on the new batch only (replay=1).
         self.optimizer = zg.ZeroGrads(
             x0,
             sigma=1.0,
+            lr=0.5,
             seed=seed,
             batch_size=2,
             surrogate_kwargs={"hidden": (64, 64, 64)},
