@@ -20,7 +20,8 @@ Objective = Callable[[np.ndarray], np.ndarray]
 def _progress_bar(total: int, method: str, progress: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="eval", desc=method, disable=not progress)
+    # None: tqdm draws the bar only on a terminal, so logs and pipes stay readable.
+    return tqdm(total=total, unit="eval", desc=method, disable=None if progress else True)
 
 
 def run_tpe(

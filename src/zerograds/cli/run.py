@@ -74,7 +74,12 @@ def drive(
 
     evaluations = optimizer.nfev
     bar = tqdm(
-        total=max_evals, initial=evaluations, unit="eval", desc=trace.method, disable=not progress
+        total=max_evals,
+        initial=evaluations,
+        unit="eval",
+        desc=trace.method,
+        # None: tqdm draws the bar only on a terminal, so logs and pipes stay readable.
+        disable=None if progress else True,
     )
     trace.start()
     try:
