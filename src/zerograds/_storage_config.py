@@ -95,8 +95,8 @@ def _code_digest(fun: Any) -> str | None:
       keeps its hash.
     * ``functools.partial``: the wrapped function and the arguments, described as above.
     * bound methods: the method's function and the type name of its instance.
-    * other callable objects: the type name and the code of the type's ``__call__``; the
-      instance's attributes are not included, so two instances of one class match.
+    * other callable objects: the type name and the code of the type's ``__call__``. The
+      instance's attributes are left out, so two instances of one class match.
 
     Bytecode changes between Python versions, so a run resumes only on the Python version
     (major.minor) that started it.
