@@ -6,6 +6,7 @@ name, the value received and what is expected.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -72,14 +73,20 @@ def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -
     return int(value)
 
 
+@functools.cache
+def _largest_value(dtype: torch.dtype) -> float:
+    return float(torch.finfo(dtype).max)
+
+
 def finite_mask(array: np.ndarray, dtype: torch.dtype) -> np.ndarray:
     """Return which entries of the float64 ``array`` stay finite when cast to ``dtype``.
 
     NaN, ±inf and numbers beyond the range of ``dtype`` (1e39 for float32) are False.
     """
     array = np.asarray(array, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        finite = np.abs(array) <= torch.finfo(dtype).max
+    finite = np.abs(array) <= _largest_value(dtype)  # False for NaN and ±inf
+    if finite.all():  # the usual case, checked once per told batch
+        return finite
     # Numbers slightly above the largest value of ``dtype`` can still round down to it, so
     # the cast itself decides for the few entries that are finite but above it.
     doubtful = ~finite & np.isfinite(array)
@@ -296,6 +303,15 @@ def to_value(value: Any, name: str = "fun") -> float:
 def to_values(values: Any, count: int, name: str = "values") -> torch.Tensor:
     """Convert a batch of objective values to a float64 tensor of shape `(count,)`."""
     expected = _all_must_be(name)
+    if isinstance(values, torch.Tensor):  # first: the usual case on the hot path
+        if values.dtype == torch.bool or values.is_complex():
+            raise TypeError(f"{expected} real numbers, got dtype {values.dtype}")
+        if values.is_meta:
+            raise TypeError(f"{expected} real numbers, got a tensor on the 'meta' device")
+        dim = values.dim()
+        if values.numel() != count or dim > 2 or (dim == 2 and 1 not in values.shape):
+            raise ValueError(f"{expected} {count} numbers, got shape {tuple(values.shape)}")
+        return values.detach().to("cpu", torch.float64).reshape(-1)
     if isinstance(values, (Mapping, AbstractSet)):
         # Their iteration yields keys, or an order that is not the points' order.
         kind = "a mapping" if isinstance(values, Mapping) else "a set"
@@ -304,15 +320,6 @@ def to_values(values: Any, count: int, name: str = "values") -> torch.Tensor:
             f"{start} a sequence or array of {count} real numbers in the order of the points, "
             f"got {kind}: {short_repr(values)}"
         )
-    if isinstance(values, torch.Tensor):
-        if values.dtype == torch.bool or values.is_complex():
-            raise TypeError(f"{expected} real numbers, got dtype {values.dtype}")
-        if values.device.type == "meta":
-            raise TypeError(f"{expected} real numbers, got a tensor on the 'meta' device")
-        shape = tuple(values.shape)
-        if values.numel() != count or values.dim() > 2 or (values.dim() == 2 and 1 not in shape):
-            raise ValueError(f"{expected} {count} numbers, got shape {shape}")
-        return values.detach().to("cpu", torch.float64).reshape(-1)
     try:
         raw = np.asarray(values)
     except (ValueError, TypeError) as error:
