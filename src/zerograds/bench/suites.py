@@ -89,7 +89,7 @@ def _quick() -> list[Benchmark]:
 
 
 def _full() -> list[Benchmark]:
-    # Sized to finish in about two hours on a 2-core machine when its benchmarks run as two
+    # Sized to finish in about 80 minutes on a 2-core machine when its benchmarks run as two
     # processes (``--benchmarks``). Optuna's samplers, Nevergrad and dual annealing stop at
     # their wall-clock limit on almost every cell, so these limits set most of the time.
     return [

@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "Run every cell (optimizer x problem x seed) of a suite that is not already in the "
             "result files under --out, then draw the figures and rewrite the suite's section "
             "of the report. A killed run continues where it stopped when started again. "
-            "Suites: quick (about 13 minutes on one core), full (about 2 hours as two "
+            "Suites: quick (about 13 minutes on one core), full (about 80 minutes as two "
             "processes, see docs/benchmarks.md), tiny (seconds, for tests)."
         ),
         formatter_class=HelpFormatter,
