@@ -326,7 +326,7 @@ def test_surrogate_returning_non_tensor_is_rejected() -> None:
         zg.ZeroGrads([1.0, 1.0], surrogate=Constant())
 
 
-def test_surrogate_n1_and_n_outputs_give_the_same_run() -> None:
+def test_surrogate_column_output_same_run() -> None:
     runs = []
     for kind in ("n", "n1"):
         torch.manual_seed(3)

@@ -164,11 +164,11 @@ def test_closures_of_one_factory_differ_by_captured_value(tmp_path: Path) -> Non
     db = tmp_path / "runs.db"
     options = dict(max_evals=21, seed=0, storage=db, resume=True)
 
-    one = zg.minimize(shifted(1.0), np.ones(3), **options)
-    two = zg.minimize(shifted(2.0), np.ones(3), **options)
-    one_again = zg.minimize(shifted(1.0), np.ones(3), **options)
+    first = zg.minimize(shifted(1.0), np.ones(3), **options)
+    second = zg.minimize(shifted(2.0), np.ones(3), **options)
+    first_again = zg.minimize(shifted(1.0), np.ones(3), **options)
 
-    assert (one.run_id, two.run_id, one_again.run_id) == (1, 2, 1)
+    assert (first.run_id, second.run_id, first_again.run_id) == (1, 2, 1)
 
 
 def test_counting_closure_keeps_its_fingerprint(tmp_path: Path) -> None:
@@ -185,11 +185,11 @@ def test_partial_arguments_enter_the_fingerprint(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
     options = dict(max_evals=21, seed=0, storage=db, resume=True)
 
-    one = zg.minimize(functools.partial(offset_sphere, offset=1.0), np.ones(3), **options)
-    two = zg.minimize(functools.partial(offset_sphere, offset=2.0), np.ones(3), **options)
-    one_again = zg.minimize(functools.partial(offset_sphere, offset=1.0), np.ones(3), **options)
+    first = zg.minimize(functools.partial(offset_sphere, offset=1.0), np.ones(3), **options)
+    second = zg.minimize(functools.partial(offset_sphere, offset=2.0), np.ones(3), **options)
+    first_again = zg.minimize(functools.partial(offset_sphere, offset=1.0), np.ones(3), **options)
 
-    assert (one.run_id, two.run_id, one_again.run_id) == (1, 2, 1)
+    assert (first.run_id, second.run_id, first_again.run_id) == (1, 2, 1)
 
 
 class Scaled:

@@ -343,12 +343,14 @@ class Evaluator:
             self.counts.skipped += 1
         # A skipped value reaches the optimizer as NaN (or the returned ±inf), which it drops.
         # A number beyond the range of the dtype reaches it as the ±inf that the cast makes.
-        told = math.nan
+        passed_value = math.nan
         if status == STATUS_NONFINITE:
-            told = outcome.value
-            if math.isfinite(told):
-                told = math.copysign(math.inf, told)
-        return Evaluation(status, outcome.value, told, "skipped", _describe(error), outcome.seconds)
+            passed_value = outcome.value
+            if math.isfinite(passed_value):
+                passed_value = math.copysign(math.inf, passed_value)
+        return Evaluation(
+            status, outcome.value, passed_value, "skipped", _describe(error), outcome.seconds
+        )
 
     def _count_failure(self, status: str) -> None:
         if status == STATUS_NONFINITE:

@@ -85,7 +85,7 @@ def finite_mask(array: np.ndarray, dtype: torch.dtype) -> np.ndarray:
     """
     array = np.asarray(array, dtype=np.float64)
     finite = np.abs(array) <= _largest_value(dtype)  # False for NaN and ±inf
-    if finite.all():  # the usual case, checked once per told batch
+    if finite.all():  # the usual case, checked once per batch passed to `tell`
         return finite
     # Numbers slightly above the largest value of ``dtype`` can still round down to it, so
     # the cast itself decides for the few entries that are finite but above it.

@@ -29,7 +29,7 @@ class ObjectiveError(RuntimeError):
     """The objective of ``--function`` raised, or returned something that is not a number.
 
     The message names the function, what it returned or raised, and the point. ``values``
-    holds the values of the batch's points evaluated before the failing one, in order.
+    contains the values of the batch's points evaluated before the failing one, in order.
     """
 
     def __init__(self, message: str, values: list[float] | None = None) -> None:
