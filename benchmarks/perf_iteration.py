@@ -106,7 +106,7 @@ class ReferenceLoop:
 
 
 class ZeroGradsLoop:
-    def __init__(self, x0: torch.Tensor, *, seed: int) -> None:
+    def __init__(self, x0: torch.Tensor, *, seed: int, kernels: str = "torch") -> None:
         # The paper's sizes, which the reference loop writes out: 3 x 64, B = 2, lr 1e-3,
         # θ's lr 0.5σ, and each fit on the new batch only (replay=1).
         self.optimizer = zg.ZeroGrads(
@@ -118,6 +118,8 @@ class ZeroGradsLoop:
             surrogate_kwargs={"hidden": (64, 64, 64)},
             surrogate_lr=1e-3,
             replay=1,
+            dtype=x0.dtype,
+            kernels=kernels,
         )
 
     @property
@@ -209,6 +211,7 @@ def compare_speed(dim: int, rounds: int, count: int) -> dict[str, float]:
     x0 = torch.full((dim,), 100.0)
     loops = {
         "zerograds": ZeroGradsLoop(x0, seed=0),
+        "zerograds, numba": ZeroGradsLoop(x0, seed=0, kernels="numba"),
         "reference (fused Adam)": ReferenceLoop(x0, seed=0, fused=True),
         "reference (default Adam)": ReferenceLoop(x0, seed=0, fused=False),
         "kernels alone": KernelFloorLoop(x0, seed=0),
@@ -235,6 +238,34 @@ def compare_trajectories(dim: int, iterations: int) -> tuple[float, float]:
         difference = float((ours.theta - reference.theta.detach()).abs().max())
         largest = max(largest, difference)
     return largest, float(fun(ours.theta.unsqueeze(0)))
+
+
+def numba_divergence(dim: int, iterations: int, dtype: torch.dtype) -> list[tuple[int, float]]:
+    """Return (iteration, largest |θ difference|) of kernels="numba" against "torch", and of
+    "torch" against itself started one unit in the last place away, at a few iterations."""
+    fun = quadratic(dim)
+    x0 = torch.full((dim,), 100.0, dtype=dtype)
+    nudged = x0.clone()
+    nudged[0] = torch.nextafter(x0[0], torch.tensor(200.0, dtype=dtype))
+    loops = (
+        ZeroGradsLoop(x0, seed=0),
+        ZeroGradsLoop(x0, seed=0, kernels="numba"),
+        ZeroGradsLoop(nudged, seed=0),
+    )
+    marks = []
+    for iteration in range(1, iterations + 1):
+        for loop in loops:
+            loop.iterate(fun)
+        if iteration in (1, 10, 50, 100, 150, 200, 300):
+            base = loops[0].theta
+            marks.append(
+                (
+                    iteration,
+                    float((loops[1].theta - base).abs().max()),
+                    float((loops[2].theta - base).abs().max()),
+                )
+            )
+    return marks
 
 
 def iteration_time_drift(dim: int, total: int, window: int) -> tuple[float, float]:
@@ -270,19 +301,23 @@ def main() -> None:
     dims = [10, 100, 1000] + ([10_000] if args.large else [])
     print(
         "\n| d | zerograds ms/iter | reference, fused Adam | ratio | "
-        "reference, default Adam | ratio | kernels alone | ratio | peak RSS so far (MiB) |"
+        "reference, default Adam | ratio | kernels alone | ratio | "
+        "zerograds, kernels=numba | ratio to default Adam | peak RSS so far (MiB) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for dim in dims:
         times = compare_speed(dim, args.rounds, args.count if dim < 10_000 else 20)
         ours = times["zerograds"]
         fused = times["reference (fused Adam)"]
         plain = times["reference (default Adam)"]
         floor = times["kernels alone"]
+        compiled = times["zerograds, numba"]
         print(
             f"| {dim} | {ours * 1e3:.3f} | {fused * 1e3:.3f} | {fused / ours:.2f}x | "
             f"{plain * 1e3:.3f} | {plain / ours:.2f}x | {floor * 1e3:.3f} | "
-            f"{plain / floor:.2f}x | {peak_rss_mib():.0f} |"
+            f"{plain / floor:.2f}x | {compiled * 1e3:.3f} | {plain / compiled:.2f}x | "
+            f"{peak_rss_mib():.0f} |",
+            flush=True,
         )
 
     print(f"\nagreement with the fused-Adam reference over {args.agreement_iterations} iterations:")
@@ -291,6 +326,16 @@ def main() -> None:
     for dim in (10, 1000):
         largest, final = compare_trajectories(dim, args.agreement_iterations)
         print(f"| {dim} | {largest:.3g} | {final:.6g} |")
+
+    print(
+        "\nd = 1000, largest |θ difference| of kernels='numba' against 'torch', and of 'torch' "
+        "against itself from x0 one unit in the last place away:"
+    )
+    print("| dtype | iteration | numba against torch | torch, x0 nudged |")
+    print("|---|---|---|---|")
+    for dtype in (torch.float64, torch.float32):
+        for iteration, numba_gap, nudged_gap in numba_divergence(1000, 300, dtype):
+            print(f"| {dtype} | {iteration} | {numba_gap:.3g} | {nudged_gap:.3g} |")
 
     if args.long:
         early, late = iteration_time_drift(1000, 10_000, 100)

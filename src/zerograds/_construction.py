@@ -119,3 +119,38 @@ def check_step_needs_no_closure(name: str, optimizer: torch.optim.Optimizer) -> 
             f"optimizers such as torch.optim.LBFGS are not supported, got "
             f"{type(optimizer).__name__} whose step() requires {', '.join(required)}"
         )
+
+
+KERNELS = ("torch", "numba")
+
+
+def check_kernels(
+    kernels: Any,
+    network: nn.Module,
+    network_optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> str:
+    """Return ``kernels`` after checking that its implementation can run this configuration."""
+    from ._fast import FastMLP
+    from ._validation import check_choice
+
+    check_choice("kernels", kernels, KERNELS)
+    if kernels == "torch":
+        return kernels
+    if device.type != "cpu" or dtype not in (torch.float32, torch.float64):
+        raise ValueError(
+            "`kernels`='numba' runs on the CPU in float32 or float64, got "
+            f"device={str(device)!r}, dtype={dtype}; use kernels='torch'"
+        )
+    if not FastMLP.supports(network, network_optimizer):
+        raise ValueError(
+            "`kernels`='numba' needs the built-in MLP surrogate (surrogate='mlp', 'reference', "
+            "'highdim' or 'scalable') with a plain torch.optim.Adam as `surrogate_optimizer`, "
+            f"got {type(network).__name__} with {type(network_optimizer).__name__}; use "
+            "kernels='torch'"
+        )
+    # Raises ImportError with install instructions when numba is missing.
+    from . import _numba_mlp  # noqa: F401
+
+    return kernels

@@ -40,10 +40,17 @@ class FastMLP:
         use_numpy: run the elementwise steps in numpy on preallocated buffers, or with False
             every step in torch. Both give autograd's results bit for bit. Default: numpy for
             float32 and float64 weights on the CPU, which ``use_numpy=True`` requires.
+        kernels: ``"numba"`` runs the fit and the input gradient as compiled calls
+            (``zerograds._numba_mlp``), which needs float32 or float64 weights on the CPU;
+            ``"torch"`` runs the torch and numpy calls of this module.
     """
 
     def __init__(
-        self, surrogate: MLP, optimizer: torch.optim.Optimizer, use_numpy: bool | None = None
+        self,
+        surrogate: MLP,
+        optimizer: torch.optim.Optimizer,
+        use_numpy: bool | None = None,
+        kernels: str = "torch",
     ) -> None:
         self.surrogate = surrogate
         self.encoding = surrogate.encoding
@@ -85,6 +92,11 @@ class FastMLP:
         self._scratch: dict[int, _Scratch] = {}
         # Set by the caller to the batch whose ``adam.valid()`` check it last passed.
         self.checked_batch: object = None
+        self.numba: Any = None
+        if kernels == "numba":
+            from ._numba_mlp import NumbaMLP
+
+            self.numba = NumbaMLP(self)
 
     @staticmethod
     def supports(surrogate: nn.Module, optimizer: torch.optim.Optimizer) -> bool:
@@ -121,6 +133,9 @@ class FastMLP:
         if self.encoding is not None:
             with torch.no_grad():
                 inputs = self.encoding(inputs)
+        if self.numba is not None:
+            self.numba.fit(inputs, targets, centered, steps)
+            return
         if self.use_numpy:
             self._fit_mixed(inputs.detach(), targets.detach().numpy(), centered, steps)
             return
@@ -264,7 +279,9 @@ class FastMLP:
         """Return ∇_u Σ h(u) at ``inputs``, `(n, d)`, the surrogate's gradient in its input."""
         with torch.no_grad():
             encoded = self.encoding(inputs) if self.encoding is not None else inputs
-            if self.use_numpy:
+            if self.numba is not None:
+                gradient = self.numba.input_gradient(encoded)
+            elif self.use_numpy:
                 gradient = self._input_gradient_mixed(encoded.detach())
             else:
                 gradient = self._input_gradient_torch(encoded)

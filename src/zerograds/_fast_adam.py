@@ -104,11 +104,17 @@ def _single_tensor_update(
     param.addcdiv_(exp_avg, denom, value=-step_size)
 
 
-def adam_step(optimizer: torch.optim.Optimizer, param: torch.Tensor, grad: torch.Tensor) -> bool:
+def adam_step(
+    optimizer: torch.optim.Optimizer,
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    kernels: str = "torch",
+) -> bool:
     """Step a one-parameter ``torch.optim.Adam`` along ``grad`` like ``optimizer.step()``.
 
     Creates the state the way torch does on the first step. Returns False, and changes
-    nothing, when the optimizer's settings are outside ``supported_adam_group``.
+    nothing, when the optimizer's settings are outside ``supported_adam_group``. With
+    ``kernels="numba"`` a CPU float32 or float64 parameter is updated by the compiled kernel.
     """
     group = supported_adam_group(optimizer)
     if group is None or len(group["params"]) != 1 or group["params"][0] is not param:
@@ -118,6 +124,11 @@ def adam_step(optimizer: torch.optim.Optimizer, param: torch.Tensor, grad: torch
         state["step"] = _new_step(group, param.device)
         state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+    if kernels == "numba":
+        from ._numba_mlp import numba_adam_step
+
+        if numba_adam_step(param, grad, state, group):
+            return True
     with torch.no_grad():
         adam_update(param, grad, state["exp_avg"], state["exp_avg_sq"], state["step"], group)
     return True

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 from torch import nn
 
 from ._fast import FastMLP
+from ._fast_adam import supported_adam_group
 from .normalization import InputMap, ValueScale, normalize_values
 
 
@@ -42,6 +46,8 @@ class LocalSurrogate:
         # Autograd-free fit and gradient for the built-in MLP with Adam, see zerograds._fast.
         # False switches it off, and ZeroGrads then also steps θ with ``Optimizer.step``.
         self.fast_path = True
+        # "numba" runs the fast path as compiled calls, see zerograds._numba_mlp.
+        self.kernels = "torch"
         self.fast: FastMLP | None = None
 
     def fit(
@@ -49,7 +55,20 @@ class LocalSurrogate:
     ) -> None:
         """Fit h_φ to ``values`` at ``fit_points`` with k_φ Adam updates of the MSE."""
         centered = self.value_normalization == "running"
-        if centered:
+        fast = self.fast_mlp(batch) if self.kernels == "numba" else None
+        numba = fast.numba if fast is not None else None
+        if centered and numba is not None and values.numel() > 1:
+            # The same steps with one compiled call and numpy views, see zerograds._numba_mlp.
+            from ._numba_kernels import center_values as numba_center
+
+            previous = self.running_scale.scale
+            centered_values = np.empty(values.shape[0], numba.dtype)
+            std = numba_center(np.ascontiguousarray(values.detach().numpy()), centered_values)
+            scale = self.running_scale.update_std(std)
+            targets = torch.from_numpy(centered_values / scale)
+            if previous > 0.0:
+                numba.scale_output(previous / scale)
+        elif centered:
             previous = self.running_scale.scale
             scale = self.running_scale.update(values)
             targets = (values - values.mean()) / scale
@@ -106,6 +125,65 @@ class LocalSurrogate:
             (gradient,) = torch.autograd.grad(output, point)
         return gradient * self.value_scale
 
+    def numba_fit_and_step(
+        self,
+        fit_points: torch.Tensor,
+        values: torch.Tensor,
+        theta: torch.Tensor,
+        optimizer: torch.optim.Optimizer,
+        batch: object,
+    ) -> tuple[bool, torch.Tensor] | None:
+        """``fit`` and then one θ step in one compiled call, where both apply.
+
+        That needs ``numba_theta_step``'s conditions and the ``"running"`` value
+        normalization. Returns as ``numba_theta_step``; None leaves everything untouched.
+        """
+        if self.value_normalization != "running" or values.numel() < 2:
+            return None
+        checked = self._numba_theta_state(theta, optimizer, batch)
+        if checked is None:
+            return None
+        fast, state, group = checked
+        finite, gradient, self.value_scale = fast.numba.fit_and_step(
+            fit_points, values, self.running_scale, self.steps, theta, state, group
+        )
+        return finite, gradient
+
+    def numba_theta_step(
+        self, theta: torch.Tensor, optimizer: torch.optim.Optimizer, batch: object
+    ) -> tuple[bool, torch.Tensor] | None:
+        """Step θ's Adam along the surrogate's gradient in one compiled call.
+
+        Returns whether the gradient was finite (θ moved only then) and the gradient, or None
+        where the compiled step does not apply: no numba fast path, an input map other than
+        the identity, a positional encoding, or a θ optimizer other than a plain Adam.
+        """
+        checked = self._numba_theta_state(theta, optimizer, batch)
+        if checked is None:
+            return None
+        fast, state, group = checked
+        return fast.numba.theta_step(theta, state, group, self.value_scale)
+
+    def _numba_theta_state(
+        self, theta: torch.Tensor, optimizer: torch.optim.Optimizer, batch: object
+    ) -> tuple[FastMLP, dict[str, Any], dict[str, Any]] | None:
+        """Return the numba fast path, θ's Adam state and group, or None if they do not apply."""
+        fast = self.fast_mlp(batch)
+        if (
+            fast is None
+            or fast.numba is None
+            or fast.encoding is not None
+            or self.input_map.kind != "none"
+        ):
+            return None
+        group = supported_adam_group(optimizer)
+        if group is None or len(group["params"]) != 1 or group["params"][0] is not theta:
+            return None
+        state = optimizer.state[theta]
+        if not state or theta.dtype != fast.adam.param.dtype:
+            return None
+        return fast, state, group
+
     def fast_mlp(self, batch: object) -> FastMLP | None:
         """Return the autograd-free trainer of the surrogate, or None where it does not apply."""
         fast = self.fast
@@ -116,5 +194,5 @@ class LocalSurrogate:
             return fast
         self.fast = None
         if self.fast_path and FastMLP.supports(self.network, self.optimizer):
-            self.fast = FastMLP(self.network, self.optimizer)
+            self.fast = FastMLP(self.network, self.optimizer, kernels=self.kernels)
         return self.fast

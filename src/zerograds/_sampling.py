@@ -39,10 +39,14 @@ class Sampler:
         self._bounds = bounds
         self._device = device
         self._dtype = dtype
+        # True: form the points with one compiled call (kernels="numba", CPU only).
+        self.compiled = False
 
     def sample(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw one batch around ``theta``: fit points x_i and query points x_i - t_i."""
         shape = (self._batch_size, self._dim)
+        if self.compiled:
+            return self._sample_compiled(theta)
         if self._antithetic:
             eps = self._randn(shape) * self._sigma
             fit_points = torch.cat([theta + eps, theta - eps])
@@ -55,6 +59,33 @@ class Sampler:
         if self._smoothing > 0.0:
             offsets = self._randn(fit_points.shape) * (self._smoothing * self._sigma)
             queries = fit_points - offsets
+        if self._bounds is not None:
+            queries = torch.clamp(queries, *self._bounds)
+        return fit_points, queries
+
+    def _sample_compiled(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``sample`` with its arithmetic in one compiled call: the same draws in the same order."""
+        from ._numba_kernels import sample_points
+
+        rows = 2 * self._batch_size
+        normal = self._randn((self._batch_size if self._antithetic else rows, self._dim))
+        offsets = self._randn((rows, self._dim)) if self._smoothing > 0.0 else normal[:0]
+        fit_points = torch.empty((rows, self._dim), dtype=self._dtype)
+        queries = (
+            torch.empty((rows, self._dim), dtype=self._dtype)
+            if self._smoothing > 0.0
+            else fit_points
+        )
+        sample_points(
+            theta.numpy(),
+            normal.numpy(),
+            offsets.numpy(),
+            self._sigma,
+            self._smoothing * self._sigma,
+            self._antithetic,
+            fit_points.numpy(),
+            queries.numpy(),
+        )
         if self._bounds is not None:
             queries = torch.clamp(queries, *self._bounds)
         return fit_points, queries

@@ -91,6 +91,10 @@ class ValueScale:
     def update(self, values: torch.Tensor) -> float:
         """Fold the standard deviation of ``values`` into the running scale and return it."""
         std = float(values.std(unbiased=False)) if values.numel() > 1 else 0.0
+        return self.update_std(std)
+
+    def update_std(self, std: float) -> float:
+        """Fold a batch's standard deviation ``std`` into the running scale and return it."""
         if std > 0.0:
             self.scale = (
                 std if self.scale == 0.0 else (self.decay * self.scale + (1.0 - self.decay) * std)
