@@ -15,7 +15,7 @@ All loops run in one process on one torch thread, interleaved in rounds, so that
 processes hits both alike; the table shows the median over rounds. The objective is a cheap
 vectorized quadratic with its optimum at 30·1, started from 100·1.
 
-Run: ``.venv/bin/python benchmarks/perf_iteration.py [--large] [--long]``
+Run: ``.venv/bin/python benchmarks/perf_iteration.py [--large] [--long] [--defaults]``
 """
 
 from __future__ import annotations
@@ -268,10 +268,39 @@ def numba_divergence(dim: int, iterations: int, dtype: torch.dtype) -> list[tupl
     return marks
 
 
-def iteration_time_drift(dim: int, total: int, window: int) -> tuple[float, float]:
+def default_settings_time(dim: int, warmup: int, rounds: int, count: int) -> dict[str, float]:
+    """Return the median seconds per iteration of zerograds' default settings, per kernels.
+
+    Both optimizers first run ``warmup`` iterations, so that the replay buffer is full.
+    """
+    fun = quadratic(dim)
+    optimizers = {
+        kernels: zg.ZeroGrads(torch.full((dim,), 100.0), sigma=1.0, lr=0.5, seed=0, kernels=kernels)
+        for kernels in ("torch", "numba")
+    }
+
+    def run(optimizer: zg.ZeroGrads, iterations: int) -> float:
+        start = time.perf_counter()
+        for _ in range(iterations):
+            points = optimizer.ask()
+            optimizer.tell(points, fun(points))
+        return (time.perf_counter() - start) / iterations
+
+    for optimizer in optimizers.values():
+        run(optimizer, warmup)
+    samples: dict[str, list[float]] = {name: [] for name in optimizers}
+    for _ in range(rounds):
+        for name, optimizer in optimizers.items():
+            samples[name].append(run(optimizer, count))
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def iteration_time_drift(
+    dim: int, total: int, window: int, kernels: str = "torch"
+) -> tuple[float, float]:
     """Return the seconds per iteration around iteration 100 and over the last ``window``."""
     fun = quadratic(dim)
-    loop = ZeroGradsLoop(torch.full((dim,), 100.0), seed=0)
+    loop = ZeroGradsLoop(torch.full((dim,), 100.0), seed=0, kernels=kernels)
     time_per_iteration(loop, fun, 100 - window // 2)
     early = time_per_iteration(loop, fun, window)
     time_per_iteration(loop, fun, total - (100 + window // 2) - window)
@@ -288,6 +317,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", action="store_true", help="also time d = 10,000")
     parser.add_argument("--long", action="store_true", help="time iteration 100 vs 10,000")
+    parser.add_argument(
+        "--defaults",
+        action="store_true",
+        help="only time the library's default settings (replay buffer full) at d = 1000",
+    )
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds per d")
     parser.add_argument("--count", type=int, default=100, help="iterations per round")
     parser.add_argument("--agreement-iterations", type=int, default=300)
@@ -297,6 +331,15 @@ def main() -> None:
         f"# {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} torch thread"
     )
+
+    if args.defaults:
+        times = default_settings_time(1000, 800, args.rounds, 50)
+        print(
+            "\ndefault settings (B = 4, 2 x 256, replay 32) at d = 1000 after 800 iterations: "
+            f"kernels='torch' {times['torch'] * 1e3:.2f} ms/iter, kernels='numba' "
+            f"{times['numba'] * 1e3:.2f} ms/iter, ratio {times['torch'] / times['numba']:.2f}x"
+        )
+        return
 
     dims = [10, 100, 1000] + ([10_000] if args.large else [])
     print(
@@ -338,12 +381,14 @@ def main() -> None:
             print(f"| {dtype} | {iteration} | {numba_gap:.3g} | {nudged_gap:.3g} |")
 
     if args.long:
-        early, late = iteration_time_drift(1000, 10_000, 100)
         print("\nd = 1000, seconds per iteration over 100 iterations:")
-        print(
-            f"around iteration 100: {early * 1e3:.3f} ms; iterations 9,900-10,000: "
-            f"{late * 1e3:.3f} ms; ratio {late / early:.2f}"
-        )
+        for kernels in ("torch", "numba"):
+            early, late = iteration_time_drift(1000, 10_000, 100, kernels)
+            print(
+                f"kernels={kernels!r}: around iteration 100: {early * 1e3:.3f} ms; iterations "
+                f"9,900-10,000: {late * 1e3:.3f} ms; ratio {late / early:.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -9,8 +9,11 @@ that a one-ulp change of x0 grows at the same rate).
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -246,3 +249,39 @@ def test_numba_other_theta_optimizer_still_steps() -> None:
         return opt.x
 
     assert torch.allclose(run("numba"), run("torch"), rtol=0.0, atol=1e-9)
+
+
+def test_numba_results_do_not_depend_on_memory_layout() -> None:
+    # The compiled loops check at run time whether their arrays overlap; the result must be
+    # the same on either branch. Arrays kept alive in between move later allocations.
+    def final_theta() -> torch.Tensor:
+        return trajectory("numba", steps=15, **CASES["paper_sizes"])[-1]
+
+    first = final_theta()
+    kept = []
+    for size in (3, 17, 129, 1000, 4097, 5, 64, 12_345):
+        kept.append(np.empty(size))
+        assert torch.equal(final_theta(), first)
+
+
+def test_numba_same_seed_gives_the_same_bits_in_new_processes() -> None:
+    # Memory addresses differ between processes; with fast-math division one run in about ten
+    # differed here before the kernels were compiled without it.
+    script = (
+        "import hashlib, torch, zerograds as zg\n"
+        "torch.set_num_threads(1)\n"
+        "c = torch.full((1000,), 30.0, dtype=torch.float64)\n"
+        "opt = zg.ZeroGrads(torch.full((1000,), 100.0, dtype=torch.float64), sigma=1.0,"
+        " lr=0.5, seed=0, batch_size=2, surrogate_kwargs={'hidden': (64, 64, 64)},"
+        " replay=1, dtype=torch.float64, kernels='numba')\n"
+        "for _ in range(40):\n"
+        "    X = opt.ask(); opt.tell(X, ((X - c) ** 2).sum(dim=1))\n"
+        "print(hashlib.sha1(opt.x.numpy().tobytes()).hexdigest())\n"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(3)
+    }
+    assert len(digests) == 1, digests
