@@ -271,7 +271,8 @@ def numba_divergence(dim: int, iterations: int, dtype: torch.dtype) -> list[tupl
 def default_settings_time(dim: int, warmup: int, rounds: int, count: int) -> dict[str, float]:
     """Return the median seconds per iteration of zerograds' default settings, per kernels.
 
-    Both optimizers first run ``warmup`` iterations, so that the replay buffer is full.
+    The torch optimizer first runs ``warmup`` iterations, so that the replay buffer is full,
+    and the numba one starts from its state.
     """
     fun = quadratic(dim)
     optimizers = {
@@ -286,8 +287,9 @@ def default_settings_time(dim: int, warmup: int, rounds: int, count: int) -> dic
             optimizer.tell(points, fun(points))
         return (time.perf_counter() - start) / iterations
 
-    for optimizer in optimizers.values():
-        run(optimizer, warmup)
+    # Both start from the same state, so that their replay buffers hold as many points.
+    run(optimizers["torch"], warmup)
+    optimizers["numba"].load_state_dict(optimizers["torch"].state_dict())
     samples: dict[str, list[float]] = {name: [] for name in optimizers}
     for _ in range(rounds):
         for name, optimizer in optimizers.items():

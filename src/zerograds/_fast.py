@@ -93,10 +93,12 @@ class FastMLP:
         # Set by the caller to the batch whose ``adam.valid()`` check it last passed.
         self.checked_batch: object = None
         self.numba: Any = None
+        self.numba_max_rows = 0
         if kernels == "numba":
-            from ._numba_mlp import NumbaMLP
+            from ._numba_mlp import MAX_ROWS, NumbaMLP
 
             self.numba = NumbaMLP(self)
+            self.numba_max_rows = MAX_ROWS
 
     @staticmethod
     def supports(surrogate: nn.Module, optimizer: torch.optim.Optimizer) -> bool:
@@ -133,7 +135,7 @@ class FastMLP:
         if self.encoding is not None:
             with torch.no_grad():
                 inputs = self.encoding(inputs)
-        if self.numba is not None:
+        if self.numba is not None and inputs.shape[0] <= self.numba_max_rows:
             self.numba.fit(inputs, targets, centered, steps)
             return
         if self.use_numpy:

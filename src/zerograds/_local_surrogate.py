@@ -135,8 +135,9 @@ class LocalSurrogate:
     ) -> tuple[bool, torch.Tensor] | None:
         """``fit`` and then one θ step in one compiled call, where both apply.
 
-        That needs ``numba_theta_step``'s conditions and the ``"running"`` value
-        normalization. Returns as ``numba_theta_step``; None leaves everything untouched.
+        That needs ``numba_theta_step``'s conditions, the ``"running"`` value normalization
+        and at most ``MAX_ROWS`` fit points (``zerograds._numba_mlp``). Returns as
+        ``numba_theta_step``; None leaves everything untouched.
         """
         if self.value_normalization != "running" or values.numel() < 2:
             return None
@@ -144,6 +145,8 @@ class LocalSurrogate:
         if checked is None:
             return None
         fast, state, group = checked
+        if fit_points.shape[0] > fast.numba_max_rows:
+            return None
         finite, gradient, self.value_scale = fast.numba.fit_and_step(
             fit_points, values, self.running_scale, self.steps, theta, state, group
         )

@@ -4,14 +4,14 @@ Each function here runs as one compiled call, so an iteration of the default alg
 handful of Python calls instead of the 150 or so that the torch fast path (``zerograds._fast``)
 makes. The arithmetic is that of ``zerograds._fast``: the same forward and backward passes of
 ``zerograds.surrogate.MLP`` with the centered MSE, and ``torch.optim.Adam``'s update without
-weight decay. Sums are reassociated (``fastmath``), so results differ from torch's in the last
-bits; ``tests/test_numba.py`` checks the agreement.
+weight decay. The sums of the forward pass are reassociated and multiply-adds are fused, so
+results differ from torch's in the last bits; ``tests/test_numba.py`` checks the agreement.
 
 Arrays are numpy views of the torch tensors, so the weights, gradients and Adam moments that
 these kernels write are the ones that ``state_dict`` saves. An MLP of L linear layers comes as
-two typed lists (one list costs less to pass than several): ``matrices`` holds the L weights,
+two typed lists (one list costs less to pass than several): ``matrices`` contains the L weights,
 each `(out, in)`, then their L gradients, L first moments and L second moments; ``vectors``
-holds the biases in the same four groups. ``slopes[l]`` is the slope of the leaky ReLU after
+contains the biases in the same four groups. ``slopes[l]`` is the slope of the leaky ReLU after
 layer ``l``, 1.0 (the identity) after an output layer without activation.
 
 ``hyper`` rows hold one Adam update's constants in the arrays' dtype:
@@ -28,8 +28,8 @@ import numpy as np
 from numba import njit
 
 # Results must not depend on where arrays happen to lie in memory, or runs with the same seed
-# would differ. The compiler checks at run time whether a loop's arrays overlap and runs an
-# unvectorized copy if they might; that copy must round exactly as the vectorized one. So
+# would differ. The compiler checks at run time whether a loop's arrays overlap, and runs an
+# unvectorized copy if they might. That copy must round exactly as the vectorized one, so
 # most kernels get no fast-math flags: then both copies do the same IEEE operations in the
 # same order. error_model="numpy" drops the zero check of divisions, which lets them
 # vectorize without changing results.
@@ -42,7 +42,7 @@ _JIT_SUM = {**_JIT, "fastmath": {"reassoc", "contract"}}
 
 @njit(**_JIT)
 def adam_update(param, grad, exp_avg, exp_avg_sq, hyper):  # type: ignore[no-untyped-def]
-    """One Adam update of 1-D arrays in place."""
+    """Apply one Adam update to 1-D arrays in place."""
     step_size = hyper[0]
     inverse_root = hyper[1]
     one_minus_beta1 = hyper[2]
@@ -399,7 +399,7 @@ def fit_and_step(  # type: ignore[no-untyped-def]
     exp_avg_sq,
     theta_hyper,
 ):
-    """One iteration's fit and θ step with ``value_normalization="running"``, in one call.
+    """Fit and step θ in one call, for ``value_normalization="running"``.
 
     Centers ``values``, folds their spread into the running scale ``running`` (as
     ``ValueScale.update``) and rescales the output layer to match, fits, then steps θ.

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from ._fast import FastMLP
 
 NUMBA_DTYPES = (torch.float32, torch.float64)
+# Fits on more rows than this run torch's kernels, because the compiled loops are not blocked
+# like a matrix product library's. At d = 1000 they were slower than torch from 32 rows on
+# with width 256 and from 64 rows on with width 64 (docs/performance.md).
+MAX_ROWS = 16
 
 
 def fill_constants(group: dict[str, Any], first_step: float, count: int, out: np.ndarray) -> None:
