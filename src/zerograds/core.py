@@ -134,11 +134,13 @@ class ZeroGrads:
             must lie within its range, and so must the sample points: ``|x0| + 10 * sigma *
             (1 + smoothing)`` must not exceed its largest value.
         kernels: ``"torch"`` (default) or ``"numba"``. With ``"numba"`` the surrogate's fit,
-            its gradient and an Adam step on θ run as compiled calls (the ``numba`` package,
-            ``pip install 'zerograds[numba]'``), about 2.5 times faster per iteration at
-            d = 1000 (``docs/performance.md``). It needs the built-in ``"mlp"``-family
-            surrogate with Adam, on the CPU, in float32 or float64. Results agree with
-            ``"torch"`` up to rounding, not bit for bit.
+            its gradient, an Adam step on θ and the sampling run as compiled calls (the
+            ``numba`` package, ``pip install 'zerograds[numba]'``). At d = 1000 with the
+            paper's sizes and ``replay=1`` an iteration was 2.7 times faster
+            (``docs/performance.md``). Fits on more than 16 points, as with the default
+            replay buffer, keep torch's kernels. It needs a built-in MLP surrogate with
+            Adam, on the CPU, in float32 or float64. Results agree with ``"torch"`` up to
+            rounding, not bit for bit; the same seed gives the same bits.
 
     Non-finite objective values never reach the surrogate: ``tell`` drops NaN, ±inf and values
     beyond the range of ``dtype`` (such as 1e39 for float32, which would become inf in the
