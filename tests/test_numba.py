@@ -9,6 +9,7 @@ that a one-ulp change of x0 grows at the same rate).
 from __future__ import annotations
 
 import copy
+import pickle
 import subprocess
 import sys
 from typing import Any
@@ -285,3 +286,35 @@ def test_numba_same_seed_gives_the_same_bits_in_new_processes() -> None:
         for _ in range(3)
     }
     assert len(digests) == 1, digests
+
+
+def test_numba_float32_gradient_overflow_skips_the_step() -> None:
+    # Values near 1e37 give a float64 gradient that is finite but overflows float32.
+    opt = zg.ZeroGrads(torch.ones(4), sigma=0.01, seed=1, kernels="numba")
+    with pytest.warns(zg.NumericsWarning, match="skipped the θ step"):
+        for _ in range(5):
+            points = opt.ask()
+            opt.tell(points, (points.double() - 1.0).sum(dim=1) * 2e39)
+    assert bool(torch.isfinite(opt.x).all())
+
+
+@pytest.mark.parametrize("kernels", ["torch", "numba"])
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_copy_after_tell_continues_identically(kernels: str, how: str) -> None:
+    def step(opt: zg.ZeroGrads) -> None:
+        points = opt.ask()
+        opt.tell(points, objective(points))
+
+    first = zg.ZeroGrads(torch.zeros(12), sigma=0.5, seed=5, kernels=kernels, replay=1)
+    for _ in range(3):
+        step(first)
+    second = copy.deepcopy(first) if how == "deepcopy" else pickle.loads(pickle.dumps(first))
+    for _ in range(5):
+        step(first)
+        step(second)
+        assert torch.equal(first.x, second.x)
+
+
+def test_numba_error_names_the_adam_settings() -> None:
+    with pytest.raises(ValueError, match=r"none of weight_decay, amsgrad, maximize"):
+        zg.ZeroGrads(torch.zeros(12), kernels="numba", surrogate_optimizer_kwargs={"amsgrad": True})

@@ -146,8 +146,10 @@ def check_kernels(
     if not FastMLP.supports(network, network_optimizer):
         raise ValueError(
             "`kernels`='numba' needs the built-in MLP surrogate (surrogate='mlp', 'reference', "
-            "'highdim' or 'scalable') with a plain torch.optim.Adam as `surrogate_optimizer`, "
-            f"got {type(network).__name__} with {type(network_optimizer).__name__}; use "
+            "'highdim' or 'scalable') with a plain torch.optim.Adam as `surrogate_optimizer` "
+            "(one parameter group, float lr and betas, and none of weight_decay, amsgrad, "
+            "maximize, foreach, capturable or differentiable), got "
+            f"{type(network).__name__} with {type(network_optimizer).__name__}; use "
             "kernels='torch'"
         )
     # Raises ImportError with install instructions when numba is missing.

@@ -95,10 +95,10 @@ class FastMLP:
         self.numba: Any = None
         self.numba_max_rows = 0
         if kernels == "numba":
-            from ._numba_mlp import MAX_ROWS, NumbaMLP
+            from ._numba_mlp import NumbaMLP
 
             self.numba = NumbaMLP(self)
-            self.numba_max_rows = MAX_ROWS
+            self.numba_max_rows = self.numba.max_rows
 
     @staticmethod
     def supports(surrogate: nn.Module, optimizer: torch.optim.Optimizer) -> bool:

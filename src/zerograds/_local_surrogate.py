@@ -50,6 +50,16 @@ class LocalSurrogate:
         self.kernels = "torch"
         self.fast: FastMLP | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Return the state to copy or pickle, without the fast path.
+
+        The fast path holds views of the network's buffers (and numba's typed lists, which
+        cannot be pickled). ``fast_mlp`` builds it again from the copied network and optimizer.
+        """
+        state = self.__dict__.copy()
+        state["fast"] = None
+        return state
+
     def fit(
         self, fit_points: torch.Tensor, values: torch.Tensor, center: torch.Tensor, batch: object
     ) -> None:

@@ -205,16 +205,16 @@ def theta_step(  # type: ignore[no-untyped-def]
 ):
     """Write the surrogate's gradient at θ times ``scale`` into ``grad`` and step θ by Adam.
 
-    Returns False, without stepping, when the gradient has a non-finite entry.
+    Returns False, without stepping, when the gradient has a non-finite entry in ``grad``'s
+    dtype (a float64 product can be finite and still overflow float32).
     """
     gradient = input_gradient(
         theta.reshape((1, theta.shape[0])), matrices, vectors, slopes, output_activation
     )
     finite = True
     for i in range(theta.shape[0]):
-        value = gradient[0, i] * scale
-        grad[i] = value
-        if not math.isfinite(value):
+        grad[i] = gradient[0, i] * scale
+        if not math.isfinite(grad[i]):
             finite = False
     if finite:
         adam_update(theta, grad, exp_avg, exp_avg_sq, hyper)

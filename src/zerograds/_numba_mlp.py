@@ -31,6 +31,10 @@ NUMBA_DTYPES = (torch.float32, torch.float64)
 # like a matrix product library's. At d = 1000 they were slower than torch from 32 rows on
 # with width 256 and from 64 rows on with width 64 (docs/performance.md).
 MAX_ROWS = 16
+# Above four rows the first layer's gradient is summed in a buffer of one input row. Where
+# that row does not fit in a 32 KiB L1 cache beside its inputs, as for a positional encoding
+# of d = 1000 (13,000 inputs), eight pairs ran 12-31 % slower than torch; so only four rows.
+MAX_ROW_BYTES = 16384
 
 
 def fill_constants(group: dict[str, Any], first_step: float, count: int, out: np.ndarray) -> None:
@@ -86,6 +90,8 @@ class NumbaMLP:
         self.theta_hyper = np.empty((1, 6), self.dtype)
         # (θ's exp_avg and exp_avg_sq, θ's address, the gradient buffer, numpy views of those four)
         self.theta_views: tuple[Any, ...] | None = None
+        width = self.matrices[0].shape[1]
+        self.max_rows = MAX_ROWS if width * self.dtype.itemsize <= MAX_ROW_BYTES else 4
 
     def scale_output(self, ratio: float) -> bool:
         """``MLP.scale_output`` on the numpy views: multiply the output by ``ratio`` exactly."""
