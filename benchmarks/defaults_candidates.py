@@ -5,7 +5,8 @@ diagonal through their optimum, the other problems have an optimum drawn per coo
 Prints a Markdown table of the final f(θ) - f* after each problem's budget, per seed.
 
 Usage:
-    python benchmarks/defaults_candidates.py [--seeds 0 1 2] [--only TEXT] [--exact-adam]
+    python benchmarks/defaults_candidates.py [--seeds 0 1 2] [--only TEXT] [--d1000-only]
+    python benchmarks/defaults_candidates.py --exact-adam
     python benchmarks/defaults_candidates.py --trace
 """
 
@@ -101,6 +102,13 @@ SETTINGS: dict[str, dict[str, object]] = {
     "defaults: replay 32 batches, radius 0.5": {},
     "defaults with B=2": {"batch_size": 2},
     "defaults without antithetic pairs": {"antithetic": False},
+    "defaults with replay radius 0.75": {"replay_radius": 0.75},
+    "defaults with replay radius 1.0": {"replay_radius": 1.0},
+    "without antithetic pairs, B=3, replay radius 1.0": {
+        "antithetic": False,
+        "batch_size": 3,
+        "replay_radius": 1.0,
+    },
 }
 
 
@@ -169,6 +177,9 @@ def main() -> None:
         "--only", default=None, help="run only the settings whose name contains this text"
     )
     parser.add_argument(
+        "--d1000-only", action="store_true", help="run only the two d = 1000 spheres"
+    )
+    parser.add_argument(
         "--exact-adam",
         action="store_true",
         help="only print the d = 1000 spheres' f along Adam fed the exact gradient",
@@ -188,14 +199,19 @@ def main() -> None:
         exact_gradient_adam(-50.0)
         return
 
+    problems = {
+        name: problem
+        for name, problem in PROBLEMS.items()
+        if not args.d1000_only or "d=1000" in name
+    }
     print(f"final f(θ) - f*, seeds {args.seeds}\n")
-    print("| setting | " + " | ".join(PROBLEMS) + " |")
-    print("|---" * (len(PROBLEMS) + 1) + "|")
+    print("| setting | " + " | ".join(problems) + " |")
+    print("|---" * (len(problems) + 1) + "|")
     for name, setting in SETTINGS.items():
         if args.only is not None and args.only not in name:
             continue
         cells = []
-        for objective, x0, f_star, sigma, lr, evals in PROBLEMS.values():
+        for objective, x0, f_star, sigma, lr, evals in problems.values():
             gaps = []
             for seed in args.seeds:
                 result = zg.minimize(
