@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 from numba import njit
+from numba.typed import List as TypedList
 
 # Results must not depend on where arrays happen to lie in memory, or runs with the same seed
 # would differ. The compiler checks at run time whether a loop's arrays overlap, and runs an
@@ -41,7 +42,13 @@ _JIT_SUM = {**_JIT, "fastmath": {"reassoc", "contract"}}
 
 
 @njit(**_JIT)
-def adam_update(param, grad, exp_avg, exp_avg_sq, hyper):  # type: ignore[no-untyped-def]
+def adam_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    exp_avg: np.ndarray,
+    exp_avg_sq: np.ndarray,
+    hyper: np.ndarray,
+) -> None:
     """Apply one Adam update to 1-D arrays in place."""
     step_size = hyper[0]
     inverse_root = hyper[1]
@@ -59,7 +66,14 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, hyper):  # type: ignore[no-unt
 
 
 @njit(**_JIT_SUM)
-def _linear(layer_input, weight, bias, slope, z, a):  # type: ignore[no-untyped-def]
+def _linear(
+    layer_input: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    slope: float,
+    z: np.ndarray,
+    a: np.ndarray,
+) -> None:
     """``z = layer_input @ weight.T + bias`` and ``a = leaky_relu(z, slope)``.
 
     Rows go in groups of four, so that each row of ``weight`` is read once per group.
@@ -95,7 +109,15 @@ def _linear(layer_input, weight, bias, slope, z, a):  # type: ignore[no-untyped-
 
 
 @njit(**_JIT)
-def _forward(inputs, matrices, vectors, slopes, pre, act, count):  # type: ignore[no-untyped-def]
+def _forward(
+    inputs: np.ndarray,
+    matrices: TypedList,
+    vectors: TypedList,
+    slopes: np.ndarray,
+    pre: list[np.ndarray],
+    act: list[np.ndarray],
+    count: int,
+) -> None:
     """Run the first ``count`` layers, writing pre-activations and activations."""
     layer_input = inputs
     for layer in range(count):
@@ -104,7 +126,16 @@ def _forward(inputs, matrices, vectors, slopes, pre, act, count):  # type: ignor
 
 
 @njit(**_JIT)
-def _first_layer_update(inputs, gradient, weight, grad, exp_avg, exp_avg_sq, hyper, row):  # type: ignore[no-untyped-def]
+def _first_layer_update(
+    inputs: np.ndarray,
+    gradient: np.ndarray,
+    weight: np.ndarray,
+    grad: np.ndarray,
+    exp_avg: np.ndarray,
+    exp_avg_sq: np.ndarray,
+    hyper: np.ndarray,
+    row: np.ndarray,
+) -> None:
     """Form the first layer's weight gradient row by row and apply Adam to each row.
 
     Each weight row's gradient is a sum over the input rows, taken four input rows per pass.
@@ -172,7 +203,15 @@ def _first_layer_update(inputs, gradient, weight, grad, exp_avg, exp_avg_sq, hyp
 
 
 @njit(**_JIT)
-def adam_constants(lr, beta1, beta2, eps, first_step, count, out):  # type: ignore[no-untyped-def]
+def adam_constants(
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    first_step: float,
+    count: int,
+    out: np.ndarray,
+) -> None:
     """Fill ``out[:count]`` with the ``hyper`` rows of updates ``first_step + 1`` onwards."""
     for index in range(count):
         step = first_step + index + 1
@@ -185,7 +224,7 @@ def adam_constants(lr, beta1, beta2, eps, first_step, count, out):  # type: igno
 
 
 @njit(**_JIT)
-def center_values(values, out):  # type: ignore[no-untyped-def]
+def center_values(values: np.ndarray, out: np.ndarray) -> float:
     """Write ``values`` minus their mean into ``out`` and return their standard deviation."""
     count = values.shape[0]
     mean = 0.0
@@ -200,9 +239,18 @@ def center_values(values, out):  # type: ignore[no-untyped-def]
 
 
 @njit(**_JIT)
-def theta_step(  # type: ignore[no-untyped-def]
-    theta, grad, exp_avg, exp_avg_sq, matrices, vectors, slopes, output_activation, scale, hyper
-):
+def theta_step(
+    theta: np.ndarray,
+    grad: np.ndarray,
+    exp_avg: np.ndarray,
+    exp_avg_sq: np.ndarray,
+    matrices: TypedList,
+    vectors: TypedList,
+    slopes: np.ndarray,
+    output_activation: bool,
+    scale: float,
+    hyper: np.ndarray,
+) -> bool:
     """Write the surrogate's gradient at θ times ``scale`` into ``grad`` and step θ by Adam.
 
     Returns False, without stepping, when the gradient has a non-finite entry in ``grad``'s
@@ -222,15 +270,15 @@ def theta_step(  # type: ignore[no-untyped-def]
 
 
 @njit(**_JIT)
-def fit(  # type: ignore[no-untyped-def]
-    inputs,
-    targets,
-    centered,
-    matrices,
-    vectors,
-    slopes,
-    hyper,
-):
+def fit(
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    centered: bool,
+    matrices: TypedList,
+    vectors: TypedList,
+    slopes: np.ndarray,
+    hyper: np.ndarray,
+) -> None:
     """Run ``hyper.shape[0]`` Adam updates of the (centered) MSE of the MLP at ``inputs``."""
     rows = inputs.shape[0]
     layers = len(matrices) // 4
@@ -325,7 +373,13 @@ def fit(  # type: ignore[no-untyped-def]
 
 
 @njit(**_JIT)
-def input_gradient(inputs, matrices, vectors, slopes, output_activation):  # type: ignore[no-untyped-def]
+def input_gradient(
+    inputs: np.ndarray,
+    matrices: TypedList,
+    vectors: TypedList,
+    slopes: np.ndarray,
+    output_activation: bool,
+) -> np.ndarray:
     """Return the gradient of the sum of the MLP's outputs in its inputs, `(n, d)`."""
     rows = inputs.shape[0]
     layers = len(matrices) // 4
@@ -359,7 +413,16 @@ def input_gradient(inputs, matrices, vectors, slopes, output_activation):  # typ
 
 
 @njit(**_JIT)
-def sample_points(theta, normal, offsets, sigma, offset_sigma, antithetic, fit_points, queries):  # type: ignore[no-untyped-def]
+def sample_points(
+    theta: np.ndarray,
+    normal: np.ndarray,
+    offsets: np.ndarray,
+    sigma: float,
+    offset_sigma: float,
+    antithetic: bool,
+    fit_points: np.ndarray,
+    queries: np.ndarray,
+) -> None:
     """Form one batch from standard normal draws, as ``zerograds._sampling.Sampler`` does.
 
     ``fit_points`` is θ + σ·normal (with antithetic pairs: θ + σ·normal over θ - σ·normal)
@@ -383,22 +446,22 @@ def sample_points(theta, normal, offsets, sigma, offset_sigma, antithetic, fit_p
 
 
 @njit(**_JIT)
-def fit_and_step(  # type: ignore[no-untyped-def]
-    inputs,
-    values,
-    running,
-    decay,
-    matrices,
-    vectors,
-    slopes,
-    output_activation,
-    fit_hyper,
-    theta,
-    grad,
-    exp_avg,
-    exp_avg_sq,
-    theta_hyper,
-):
+def fit_and_step(
+    inputs: np.ndarray,
+    values: np.ndarray,
+    running: float,
+    decay: float,
+    matrices: TypedList,
+    vectors: TypedList,
+    slopes: np.ndarray,
+    output_activation: bool,
+    fit_hyper: np.ndarray,
+    theta: np.ndarray,
+    grad: np.ndarray,
+    exp_avg: np.ndarray,
+    exp_avg_sq: np.ndarray,
+    theta_hyper: np.ndarray,
+) -> tuple[float, float, bool]:
     """Fit and step θ in one call, for ``value_normalization="running"``.
 
     Centers ``values``, folds their spread into the running scale ``running`` (as
