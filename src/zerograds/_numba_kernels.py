@@ -9,10 +9,10 @@ results differ from torch's in the last bits; ``tests/test_numba.py`` checks the
 
 Arrays are numpy views of the torch tensors, so the weights, gradients and Adam moments that
 these kernels write are the ones that ``state_dict`` saves. An MLP of L linear layers comes as
-two typed lists (one list costs less to pass than several): ``matrices`` contains the L weights,
-each `(out, in)`, then their L gradients, L first moments and L second moments; ``vectors``
-contains the biases in the same four groups. ``slopes[l]`` is the slope of the leaky ReLU after
-layer ``l``, 1.0 (the identity) after an output layer without activation.
+two typed lists, because one list costs less to pass than several. ``matrices`` contains the
+L weights, each `(out, in)`, then their L gradients, L first moments and L second moments.
+``vectors`` contains the biases in the same four groups. ``slopes[l]`` is the slope of the
+leaky ReLU after layer ``l``, 1.0 (the identity) after an output layer without activation.
 
 ``hyper`` rows hold one Adam update's constants in the arrays' dtype:
 ``(lr / (1 - beta1**t), 1 / sqrt(1 - beta2**t), 1 - beta1, beta2, 1 - beta2, eps)``. The
