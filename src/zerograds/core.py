@@ -483,17 +483,20 @@ class ZeroGrads:
         if self._step_order == "step_first":
             self._step()
             self._fit(*self._replay_buffer.select(self._theta.detach()), center)
-        elif not self._numba_fit_and_step():
-            self._fit(*self._replay_buffer.select(self._theta.detach()), center)
-            self._step()
+        else:
+            selected = self._replay_buffer.select(self._theta.detach())
+            if not self._numba_fit_and_step(*selected):
+                self._fit(*selected, center)
+                self._step()
         self._iteration += 1
 
-    def _numba_fit_and_step(self) -> bool:
+    def _numba_fit_and_step(self, fit_points: torch.Tensor, values: torch.Tensor) -> bool:
         """Fit and take the one θ step in a single compiled call; False where that cannot run."""
         if self._kernels != "numba" or self._theta_steps != 1 or self._external_theta:
             return False
         outcome = self._model.numba_fit_and_step(
-            *self._replay_buffer.select(self._theta.detach()),
+            fit_points,
+            values,
             self._theta,
             self._optimizer,
             (self._nfev, self._iteration),
