@@ -53,8 +53,8 @@ class LocalSurrogate:
     def __getstate__(self) -> dict[str, Any]:
         """Return the state to copy or pickle, without the fast path.
 
-        The fast path holds views of the network's buffers (and numba's typed lists, which
-        cannot be pickled). ``fast_mlp`` builds it again from the copied network and optimizer.
+        The fast path contains views of the network's buffers, and numba's typed lists, which
+        cannot be pickled. ``fast_mlp`` builds it again from the copied network and optimizer.
         """
         state = self.__dict__.copy()
         state["fast"] = None
@@ -167,9 +167,10 @@ class LocalSurrogate:
     ) -> tuple[bool, torch.Tensor] | None:
         """Step θ's Adam along the surrogate's gradient in one compiled call.
 
-        Returns whether the gradient was finite (θ moved only then) and the gradient, or None
-        where the compiled step does not apply: no numba fast path, an input map other than
-        the identity, a positional encoding, or a θ optimizer other than a plain Adam.
+        Returns whether the gradient was finite (θ moved only then) and the gradient. Returns
+        None where the compiled step does not apply. That is the case without a numba fast
+        path, with an input map other than the identity or a positional encoding, and with a
+        θ optimizer other than a plain Adam.
         """
         checked = self._numba_theta_state(theta, optimizer, batch)
         if checked is None:
