@@ -287,7 +287,7 @@ def default_settings_time(dim: int, warmup: int, rounds: int, count: int) -> dic
             optimizer.tell(points, fun(points))
         return (time.perf_counter() - start) / iterations
 
-    # Both start from the same state, so that their replay buffers hold as many points.
+    # Both start from the same state, so that their replay buffers contain as many points.
     run(optimizers["torch"], warmup)
     optimizers["numba"].load_state_dict(optimizers["torch"].state_dict())
     samples: dict[str, list[float]] = {name: [] for name in optimizers}

@@ -59,7 +59,7 @@ def trajectory(kernels: str, steps: int = 25, dtype: torch.dtype = F64, **option
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_numba_trajectory_matches_torch_in_float64(case: str) -> None:
+def test_numba_float64_matches_torch(case: str) -> None:
     compiled = trajectory("numba", **CASES[case])
     reference = trajectory("torch", **CASES[case])
 
@@ -82,7 +82,7 @@ def test_numba_float32_agrees_on_the_first_step() -> None:
 @pytest.mark.parametrize("rows", [1, 3, 4, 5, 37, 128])
 @pytest.mark.parametrize("centered", [True, False])
 @pytest.mark.parametrize("output_activation", [None, "leaky_relu"])
-def test_numba_fit_and_gradient_match_autograd(
+def test_numba_fit_matches_autograd(
     rows: int, centered: bool, output_activation: str | None
 ) -> None:
     generator = torch.Generator().manual_seed(rows)
@@ -121,7 +121,7 @@ def test_numba_fit_and_gradient_match_autograd(
     assert torch.allclose(fast.input_gradient(inputs[:2]), expected, rtol=1e-7, atol=1e-9)
 
 
-def test_numba_state_round_trip_is_bit_identical() -> None:
+def test_numba_state_round_trip() -> None:
     def step(opt: zg.ZeroGrads) -> None:
         points = opt.ask()
         opt.tell(points, objective(points))
@@ -137,7 +137,7 @@ def test_numba_state_round_trip_is_bit_identical() -> None:
         assert torch.equal(first.x, second.x)
 
 
-def test_numba_state_continues_under_torch_kernels() -> None:
+def test_numba_state_loads_into_torch() -> None:
     def step(opt: zg.ZeroGrads) -> None:
         points = opt.ask()
         opt.tell(points, objective(points))
@@ -194,7 +194,7 @@ def test_numba_blackbox_gradient_matches_torch() -> None:
     assert float(gradients["torch"].abs().max()) > 0.0
 
 
-def test_numba_non_finite_gradient_skips_the_step() -> None:
+def test_numba_nonfinite_gradient_skips_step() -> None:
     opt = zg.ZeroGrads(torch.zeros(12), sigma=0.5, seed=3, kernels="numba")
     points = opt.ask()
     opt.tell(points, objective(points))
@@ -230,14 +230,14 @@ def test_numba_non_finite_gradient_skips_the_step() -> None:
         ),
     ],
 )
-def test_kernels_rejects_what_it_cannot_run(
+def test_kernels_rejects_unsupported(
     options: dict[str, Any], error: type[Exception], match: str
 ) -> None:
     with pytest.raises(error, match=match):
         zg.ZeroGrads(torch.zeros(12), sigma=0.5, **options)
 
 
-def test_numba_other_theta_optimizer_still_steps() -> None:
+def test_numba_sgd_theta_optimizer() -> None:
     def run(kernels: str) -> torch.Tensor:
         opt = zg.ZeroGrads(
             torch.zeros(12),
@@ -256,9 +256,9 @@ def test_numba_other_theta_optimizer_still_steps() -> None:
     assert torch.allclose(run("numba"), run("torch"), rtol=0.0, atol=1e-9)
 
 
-def test_numba_results_do_not_depend_on_memory_layout() -> None:
-    # The compiled loops check at run time whether their arrays overlap; the result must be
-    # the same on either branch. Arrays kept alive in between move later allocations.
+def test_numba_memory_layout_independent() -> None:
+    # An in-process companion of the test across processes below. Arrays kept alive in
+    # between move later allocations, and the bits must not change.
     def final_theta() -> torch.Tensor:
         return trajectory("numba", steps=15, **CASES["paper_sizes"])[-1]
 
@@ -270,8 +270,9 @@ def test_numba_results_do_not_depend_on_memory_layout() -> None:
 
 
 def test_numba_seed_bits_across_processes() -> None:
-    # Memory addresses differ between processes; with fast-math division one run in about ten
-    # differed here before the kernels were compiled without it.
+    # Memory addresses differ between processes. With fast-math division about one process
+    # in ten gave other bits, because the compiled loops round differently on either branch
+    # of their run-time overlap check.
     script = (
         "import hashlib, torch, zerograds as zg\n"
         "torch.set_num_threads(1)\n"
@@ -292,7 +293,7 @@ def test_numba_seed_bits_across_processes() -> None:
     assert len(digests) == 1, digests
 
 
-def test_numba_float32_gradient_overflow_skips_the_step() -> None:
+def test_numba_float32_overflow_skips_step() -> None:
     # Values near 1e37 give a float64 gradient that is finite but overflows float32.
     opt = zg.ZeroGrads(torch.ones(4), sigma=0.01, seed=1, kernels="numba")
     with pytest.warns(zg.NumericsWarning, match="skipped the θ step"):
@@ -319,6 +320,6 @@ def test_copy_after_tell_continues_identically(kernels: str, how: str) -> None:
         assert torch.equal(first.x, second.x)
 
 
-def test_numba_error_names_the_adam_settings() -> None:
+def test_numba_error_names_adam_settings() -> None:
     with pytest.raises(ValueError, match=r"none of weight_decay, amsgrad, maximize"):
         zg.ZeroGrads(torch.zeros(12), kernels="numba", surrogate_optimizer_kwargs={"amsgrad": True})

@@ -143,11 +143,11 @@ class LocalSurrogate:
         optimizer: torch.optim.Optimizer,
         batch: object,
     ) -> tuple[bool, torch.Tensor] | None:
-        """``fit`` and then one θ step in one compiled call, where both apply.
+        """Fit and take one θ step in one compiled call, where both apply.
 
         That needs ``numba_theta_step``'s conditions, the ``"running"`` value normalization
-        and at most ``MAX_ROWS`` fit points (``zerograds._numba_mlp``). Returns as
-        ``numba_theta_step``; None leaves everything untouched.
+        and at most ``FastMLP.numba_max_rows`` fit points. Returns what ``numba_theta_step``
+        returns. None means that nothing was changed.
         """
         if self.value_normalization != "running" or values.numel() < 2:
             return None

@@ -229,7 +229,7 @@ class NumbaMLP:
 def numba_adam_step(
     param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]
 ) -> bool:
-    """Apply one ``torch.optim.Adam`` update to a CPU float parameter; False if unsupported."""
+    """Apply one ``torch.optim.Adam`` update to a CPU float parameter, or return False."""
     if param.device.type != "cpu" or param.dtype not in NUMBA_DTYPES or grad.dtype != param.dtype:
         return False
     step = state["step"]

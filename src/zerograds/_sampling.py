@@ -64,7 +64,7 @@ class Sampler:
         return fit_points, queries
 
     def _sample_compiled(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``sample`` with its arithmetic in one compiled call: the same draws in the same order."""
+        """Return ``sample``'s points, formed in one compiled call from the same draws."""
         from ._numba_kernels import sample_points
 
         rows = 2 * self._batch_size

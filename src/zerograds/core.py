@@ -140,7 +140,7 @@ class ZeroGrads:
             (``docs/performance.md``). Fits on more than 16 points, as with the default
             replay buffer, keep torch's kernels. It needs a built-in MLP surrogate with
             Adam, on the CPU, in float32 or float64. Results agree with ``"torch"`` up to
-            rounding, not bit for bit; the same seed gives the same bits.
+            rounding, not bit for bit. The same seed gives the same bits.
 
     Non-finite objective values never reach the surrogate: ``tell`` drops NaN, ±inf and values
     beyond the range of ``dtype`` (such as 1e39 for float32, which would become inf in the
@@ -491,7 +491,7 @@ class ZeroGrads:
         self._iteration += 1
 
     def _numba_fit_and_step(self, fit_points: torch.Tensor, values: torch.Tensor) -> bool:
-        """Fit and take the one θ step in a single compiled call; False where that cannot run."""
+        """Fit and take the one θ step in a single compiled call, or return False if it cannot."""
         if self._kernels != "numba" or self._theta_steps != 1 or self._external_theta:
             return False
         outcome = self._model.numba_fit_and_step(
