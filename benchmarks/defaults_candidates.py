@@ -39,8 +39,10 @@ def _rotated_ellipsoid(dim: int, condition: float) -> Objective:
     return lambda x: (weights * (((x - optimum) @ rotation.T) ** 2)).sum(dim=1)
 
 
-# name: (objective, x0, f*, sigma, lr, evaluations)
-PROBLEMS: dict[str, tuple[Objective, torch.Tensor, float, float, float, int]] = {
+# (objective, x0, f*, sigma, lr, evaluations)
+Problem = tuple[Objective, torch.Tensor, float, float, float, int]
+
+PROBLEMS: dict[str, Problem] = {
     "sphere d=1000, opt 30·1": (
         _sphere(torch.full((1000,), 30.0)),
         torch.full((1000,), 100.0),
@@ -170,8 +172,8 @@ def trace_defaults(optimum: float = -50.0, seed: int = 0) -> None:
         previous = first
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options that select seeds, settings and problems, shared with fit_loss_study."""
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds to run")
     parser.add_argument(
         "--only", default=None, help="run only the settings whose name contains this text"
@@ -179,6 +181,24 @@ def main() -> None:
     parser.add_argument(
         "--d1000-only", action="store_true", help="run only the two d = 1000 spheres"
     )
+
+
+def start_table(args: argparse.Namespace) -> dict[str, Problem]:
+    """Return the problems that ``args`` selects, after printing the table's header."""
+    problems = {
+        name: problem
+        for name, problem in PROBLEMS.items()
+        if not args.d1000_only or "d=1000" in name
+    }
+    print(f"final f(θ) - f*, seeds {args.seeds}\n")
+    print("| setting | " + " | ".join(problems) + " |")
+    print("|---" * (len(problems) + 1) + "|")
+    return problems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_selection_arguments(parser)
     parser.add_argument(
         "--exact-adam",
         action="store_true",
@@ -199,14 +219,7 @@ def main() -> None:
         exact_gradient_adam(-50.0)
         return
 
-    problems = {
-        name: problem
-        for name, problem in PROBLEMS.items()
-        if not args.d1000_only or "d=1000" in name
-    }
-    print(f"final f(θ) - f*, seeds {args.seeds}\n")
-    print("| setting | " + " | ".join(problems) + " |")
-    print("|---" * (len(problems) + 1) + "|")
+    problems = start_table(args)
     for name, setting in SETTINGS.items():
         if args.only is not None and args.only not in name:
             continue

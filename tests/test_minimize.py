@@ -267,6 +267,26 @@ def test_callback_none_continues() -> None:
     assert len(calls) == result.nit == 5
 
 
+@pytest.mark.parametrize("kernels", ["torch", "numba"])
+def test_callback_sets_theta_lr(kernels: str) -> None:
+    if kernels == "numba":
+        pytest.importorskip("numba")
+    thetas: list[torch.Tensor] = []
+
+    def callback(opt: zg.ZeroGrads, entry: zg.HistoryEntry) -> None:
+        thetas.append(opt.x.clone())
+        opt.optimizer.param_groups[0]["lr"] = 0.0
+
+    result = zg.minimize(
+        quadratic, np.zeros(3), max_evals=41, callback=callback, seed=0, kernels=kernels
+    )
+
+    assert result.nit == len(thetas) == 5
+    assert not torch.equal(thetas[0], torch.zeros(3, dtype=thetas[0].dtype))
+    for theta in thetas[1:]:
+        assert torch.equal(theta, thetas[0])
+
+
 def test_same_seed_same_result() -> None:
     first = zg.minimize(quadratic, np.zeros(3), max_evals=100, seed=3)
     second = zg.minimize(quadratic, np.zeros(3), max_evals=100, seed=3)
