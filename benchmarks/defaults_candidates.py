@@ -6,6 +6,7 @@ Prints a Markdown table of the final f(θ) - f* after each problem's budget, per
 
 Usage:
     python benchmarks/defaults_candidates.py [--seeds 0 1 2] [--only TEXT] [--d1000-only]
+        [--evals N]
     python benchmarks/defaults_candidates.py --exact-adam
     python benchmarks/defaults_candidates.py --trace
 """
@@ -200,6 +201,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_selection_arguments(parser)
     parser.add_argument(
+        "--evals",
+        type=int,
+        default=None,
+        help="budget of evaluations per run for every problem (default: each problem's own)",
+    )
+    parser.add_argument(
         "--exact-adam",
         action="store_true",
         help="only print the d = 1000 spheres' f along Adam fed the exact gradient",
@@ -232,7 +239,7 @@ def main() -> None:
                     x0,
                     sigma=sigma,
                     lr=lr,
-                    max_evals=evals,
+                    max_evals=evals if args.evals is None else args.evals,
                     seed=seed,
                     vectorized=True,
                     **setting,
