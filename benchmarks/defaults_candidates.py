@@ -104,6 +104,7 @@ SETTINGS: dict[str, dict[str, object]] = {
     },
     "defaults: replay 32 batches, radius 0.5": {},
     "defaults with B=2": {"batch_size": 2},
+    "defaults with 10 surrogate updates": {"surrogate_steps": 10},
     "defaults without antithetic pairs": {"antithetic": False},
     "defaults with replay radius 0.75": {"replay_radius": 0.75},
     "defaults with replay radius 1.0": {"replay_radius": 1.0},
