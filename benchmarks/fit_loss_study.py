@@ -1,8 +1,8 @@
 """Compare surrogate fit losses that use only the differences within each sampled batch.
 
 The default fit centers all replayed points together, so the surrogate also has to explain the
-differences between the batches' levels f(θ_k), which needs curvature that a leaky-ReLU
-network has only where its units switch. This study replaces the fit of a ``ZeroGrads``
+differences between the batches' levels f(θ_k). On a quadratic that needs curvature, which a
+leaky-ReLU network has only where its units switch. This study replaces the fit of a ``ZeroGrads``
 object with one of two losses that compare values only inside a batch:
 
 * ``"batch"``: predictions and targets are centered on their own batch's mean.
